@@ -1,0 +1,1160 @@
+/*
+ * config.c — the experiment file.
+ *
+ * Everything is driven by one table, `entries`: defaults are its default texts
+ * run through the same parser as a file's values; the INI parser (libinih), the
+ * --set overrides, the JSON reader and the [sweep] axes all go through
+ * parse_value() + store_value(); the canonical JSON and --help walk it in order.
+ *
+ * libinih 55 as Debian builds it does not pass line numbers to the handler
+ * (INI_HANDLER_LINENO is 0), so we feed it through ini_parse_stream() with our
+ * own line reader, which counts physical lines: inih calls the handler right
+ * after reading the line it reports, so the reader's count is that line. The
+ * reader also strips leading blanks (inih would otherwise take an indented line
+ * as the continuation of the previous value), refuses lines longer than inih's
+ * buffer (it would silently split them), and checks section names (inih only
+ * tells the handler about sections that hold keys). inih strips inline comments
+ * that start with " ;"; the handler strips " #" ones.
+ */
+#include "byol/config.h"
+#include "byol/data.h"
+#include "byol/error.h"
+
+#include <cjson/cJSON.h>
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { T_INT, T_U64, T_FLOAT, T_BOOL, T_STRING, T_ENUM, T_INT_LIST, T_FLOAT_PAIR } ctype;
+
+typedef struct {
+	const char *section, *key;
+	ctype type;
+	double min, max;                /* numbers; each element of a list */
+	const char *def;                /* default, as the file would write it */
+	size_t off;                     /* the field */
+	size_t count_off;               /* T_INT_LIST: its int count */
+	const char *const *names;       /* T_ENUM: NULL-terminated */
+	const char *help;
+} centry;
+
+static const char *const method_names[] = { "byol", "simsiam", "simclr", NULL };
+static const char *const encoder_names[] = { "mlp", "cnn", NULL };
+static const char *const norm_names[] = { "bn", "gn", "gn_ws", "ln", "none", NULL };
+static const char *const init_names[] = { "default", "modified", NULL };
+static const char *const optim_names[] = { "lars", "sgd", "adamw", NULL };
+
+_Static_assert(sizeof(method_kind) == sizeof(int) && sizeof(encoder_kind) == sizeof(int) &&
+	       sizeof(norm_kind) == sizeof(int) && sizeof(init_kind) == sizeof(int) &&
+	       sizeof(opt_name) == sizeof(int), "enum fields are stored through int");
+
+/* Seeds travel as JSON numbers (doubles): keep them exact. */
+#define SEED_MAX 9007199254740991.0     /* 2^53 - 1 */
+/* A sweep may not expand into more runs than this. */
+#define SWEEP_MAX_RUNS 4096
+
+#define F(field) offsetof(experiment_config, field)
+#define NUM(s, k, t, lo, hi, d, field, h) { s, k, t, lo, hi, d, F(field), 0, NULL, h }
+#define STR(s, k, d, field, h) { s, k, T_STRING, 0, 0, d, F(field), 0, NULL, h }
+#define ENUM(s, k, n, d, field, h) { s, k, T_ENUM, 0, 0, d, F(field), 0, n, h }
+#define LIST(s, k, lo, hi, d, field, cnt, h) { s, k, T_INT_LIST, lo, hi, d, F(field), F(cnt), NULL, h }
+
+static const centry entries[] = {
+	STR("experiment", "name", "byol", name, "name of the experiment"),
+	ENUM("experiment", "method", method_names, "byol", method, "training method"),
+	NUM("experiment", "seed", T_U64, 0, SEED_MAX, "1", seed,
+	    "seed of every random draw (data order, augmentation, init)"),
+
+	STR("data", "dir", DATA_DEFAULT_DIR, data_dir, "directory of idx files"),
+	NUM("data", "train_limit", T_INT, 0, 2147483647, "0", train_limit,
+	    "use the first N training images; 0 = the whole train set"),
+	NUM("data", "batch_size", T_INT, 2, 1048576, "256", batch_size,
+	    "global batch B; a multiple of shard_size"),
+	NUM("data", "shard_size", T_INT, 2, 65536, "64", shard_size,
+	    "images per shard = the BN batch"),
+
+	NUM("augment", "crop_scale", T_FLOAT_PAIR, 0, 1, "0.3, 1.0", crop_scale,
+	    "random resized crop: area fraction (min, max), in (0, 1]"),
+	NUM("augment", "crop_ratio", T_FLOAT_PAIR, 0, 100, "0.75, 1.3333334", crop_ratio,
+	    "random resized crop: aspect ratio (min, max)"),
+	NUM("augment", "flip", T_FLOAT, 0, 1, "0.5", flip, "probability of a horizontal flip"),
+	NUM("augment", "jitter", T_FLOAT, 0, 1, "0.4", jitter, "colour jitter strength"),
+	NUM("augment", "blur", T_FLOAT, 0, 1, "0", blur, "probability of a Gaussian blur"),
+	NUM("augment", "solarize", T_FLOAT, 0, 1, "0", solarize, "probability of solarization"),
+
+	ENUM("model", "encoder", encoder_names, "mlp", encoder, "encoder architecture"),
+	LIST("model", "encoder_widths", 1, 65536, "1024, 1024, 512", encoder_widths,
+	     n_encoder_widths, "mlp: hidden widths; cnn: channels per conv layer"),
+	LIST("model", "cnn_strides", 1, 8, "1, 2, 2", cnn_strides, n_cnn_strides,
+	     "cnn only: one stride per conv layer"),
+	NUM("model", "proj_hidden", T_INT, 1, 65536, "1024", proj_hidden, "projector hidden width"),
+	NUM("model", "proj_dim", T_INT, 1, 65536, "128", proj_dim, "projection dimension"),
+	NUM("model", "pred_hidden", T_INT, 1, 65536, "1024", pred_hidden, "predictor hidden width"),
+	ENUM("model", "encoder_norm", norm_names, "bn", encoder_norm, "normalisation in the encoder"),
+	ENUM("model", "projector_norm", norm_names, "bn", projector_norm,
+	     "normalisation in the projector"),
+	ENUM("model", "predictor_norm", norm_names, "bn", predictor_norm,
+	     "normalisation in the predictor"),
+	NUM("model", "gn_groups", T_INT, 1, 4096, "32", gn_groups,
+	    "group norm groups (clamped to divide each width)"),
+	ENUM("model", "init", init_names, "default", init, "weight initialisation"),
+
+	ENUM("optim", "name", optim_names, "lars", optim, "optimizer"),
+	NUM("optim", "lr", T_FLOAT, 0, 1000, "0.2", lr, "base learning rate for batch 256; scaled by B/256"),
+	NUM("optim", "weight_decay", T_FLOAT, 0, 10, "1.5e-6", weight_decay, "weight decay"),
+	NUM("optim", "momentum", T_FLOAT, 0, 1, "0.9", momentum, "momentum (adamw: beta1), below 1"),
+	NUM("optim", "lars_eta", T_FLOAT, 0, 1, "1e-3", lars_eta, "LARS trust coefficient"),
+	NUM("optim", "epochs", T_INT, 1, 1000000, "10", epochs, "training epochs"),
+	NUM("optim", "warmup_epochs", T_FLOAT, 0, 1000000, "1", warmup_epochs,
+	    "linear warmup, in epochs; fewer than epochs"),
+
+	NUM("ema", "tau_base", T_FLOAT, 0, 1, "0.99", tau_base,
+	    "target EMA rate at step 0 (cosine schedule to 1)"),
+
+	NUM("loss", "temperature", T_FLOAT, 0.001, 100, "0.5", temperature, "simclr: softmax temperature"),
+
+	NUM("eval", "knn_every_epochs", T_FLOAT, 0, 1000000, "1", knn_every_epochs,
+	    "kNN accuracy every N epochs; 0 = never"),
+	NUM("eval", "knn_k", T_INT, 1, 100000, "200", knn_k, "neighbours in kNN"),
+	NUM("eval", "probe", T_BOOL, 0, 1, "true", probe, "linear probe at the end of the run"),
+	NUM("eval", "probe_epochs", T_INT, 1, 100000, "10", probe_epochs, "linear probe epochs"),
+
+	NUM("checkpoint", "every_steps", T_INT, 1, 2147483647, "200", every_steps,
+	    "checkpoint every N steps"),
+	NUM("checkpoint", "keep", T_INT, 1, 1000, "3", keep, "checkpoints kept per run"),
+};
+
+#define N_ENTRIES ((int)(sizeof(entries) / sizeof(entries[0])))
+
+/* ---- values ------------------------------------------------------------- */
+
+typedef struct {
+	int n;                          /* lists: element count */
+	long long i;                    /* T_INT, T_BOOL, T_ENUM */
+	uint64_t u;                     /* T_U64 */
+	float f[CONFIG_MAX_LIST];       /* T_FLOAT (f[0]), T_FLOAT_PAIR */
+	int list[CONFIG_MAX_LIST];      /* T_INT_LIST */
+	char s[CONFIG_STR_LEN];         /* T_STRING */
+} cvalue;
+
+#define WHY_LEN 320
+
+static int why(char *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int why(char *w, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(w, WHY_LEN, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+static const char *skip_ws(const char *p)
+{
+	while (*p && isspace((unsigned char)*p))
+		p++;
+	return p;
+}
+
+static int parse_int(const centry *e, const char *t, long long *out, char *w)
+{
+	char *end;
+	errno = 0;
+	long long v = strtoll(t, &end, 10);
+	if (end == t || *skip_ws(end) || errno == ERANGE)
+		return why(w, "'%s' is not an integer", t);
+	if ((double)v < e->min || (double)v > e->max)
+		return why(w, "%lld is out of range [%.0f, %.0f]", v, e->min, e->max);
+	*out = v;
+	return 0;
+}
+
+static int parse_float(const centry *e, const char *t, float *out, char *w)
+{
+	char *end;
+	double v = strtod(t, &end);
+	if (end == t || *skip_ws(end) || !isfinite(v))
+		return why(w, "'%s' is not a number", t);
+	if (v < e->min || v > e->max)
+		return why(w, "%s is out of range [%g, %g]", t, e->min, e->max);
+	*out = (float)v;
+	return 0;
+}
+
+/* Splits an int list / float pair: elements separated by commas or blanks. */
+static int parse_list(const centry *e, const char *text, cvalue *v, char *w)
+{
+	int max = e->type == T_FLOAT_PAIR ? 2 : CONFIG_MAX_LIST;
+	const char *p = skip_ws(text);
+	v->n = 0;
+	if (!*p)
+		return why(w, "empty list");
+	for (;;) {
+		const char *q = p;
+		while (*q && *q != ',' && !isspace((unsigned char)*q))
+			q++;
+		if (q == p)
+			return why(w, "'%s': empty list element", text);
+		if (v->n == max)
+			return why(w, "'%s': more than %d values", text, max);
+		char tok[64];
+		if ((size_t)(q - p) >= sizeof(tok))
+			return why(w, "'%.*s' is not a number", (int)(q - p), p);
+		memcpy(tok, p, (size_t)(q - p));
+		tok[q - p] = '\0';
+		int rc;
+		if (e->type == T_INT_LIST) {
+			long long x;
+			rc = parse_int(e, tok, &x, w);
+			v->list[v->n] = (int)x;
+		} else {
+			rc = parse_float(e, tok, &v->f[v->n], w);
+		}
+		if (rc)
+			return rc;
+		v->n++;
+		p = skip_ws(q);
+		if (*p == ',') {
+			p = skip_ws(p + 1);
+			if (!*p || *p == ',')
+				return why(w, "'%s': empty list element", text);
+		}
+		if (!*p)
+			break;
+	}
+	if (e->type == T_FLOAT_PAIR && v->n != 2)
+		return why(w, "'%s': expected two values (min, max)", text);
+	return 0;
+}
+
+/* Parses `text` as a value of entry e. Returns 0 or -EINVAL with the reason in w. */
+static int parse_value(const centry *e, const char *text, cvalue *v, char *w)
+{
+	switch (e->type) {
+	case T_INT:
+		return parse_int(e, text, &v->i, w);
+	case T_U64: {
+		const char *p = skip_ws(text);
+		char *end;
+		if (!isdigit((unsigned char)*p))
+			return why(w, "'%s' is not a non-negative integer", text);
+		errno = 0;
+		unsigned long long x = strtoull(p, &end, 10);
+		if (*skip_ws(end) || errno == ERANGE)
+			return why(w, "'%s' is not a non-negative integer", text);
+		if ((double)x < e->min || (double)x > e->max)
+			return why(w, "%llu is out of range [%.0f, %.0f]", x, e->min, e->max);
+		v->u = x;
+		return 0;
+	}
+	case T_FLOAT:
+		return parse_float(e, text, &v->f[0], w);
+	case T_BOOL: {
+		static const char *const yes[] = { "true", "yes", "on", "1" };
+		static const char *const no[] = { "false", "no", "off", "0" };
+		for (int k = 0; k < 4; k++) {
+			if (strcasecmp(text, yes[k]) == 0)
+				return v->i = 1, 0;
+			if (strcasecmp(text, no[k]) == 0)
+				return v->i = 0, 0;
+		}
+		return why(w, "'%s' is not a boolean (true/false, yes/no, on/off, 1/0)", text);
+	}
+	case T_STRING: {
+		size_t n = strlen(text);
+		if (n >= CONFIG_STR_LEN)
+			return why(w, "value longer than %d characters", CONFIG_STR_LEN - 1);
+		for (size_t k = 0; k < n; k++)
+			if ((unsigned char)text[k] < 0x20 || text[k] == 0x7f)
+				return why(w, "value holds a control character");
+		memcpy(v->s, text, n + 1);
+		return 0;
+	}
+	case T_ENUM: {
+		for (int k = 0; e->names[k]; k++)
+			if (strcmp(text, e->names[k]) == 0)
+				return v->i = k, 0;
+		char list[160] = "";
+		size_t len = 0;
+		for (int k = 0; e->names[k]; k++)
+			len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s", k ? ", " : "",
+						e->names[k]);
+		return why(w, "'%s' is not one of %s", text, list);
+	}
+	case T_INT_LIST:
+	case T_FLOAT_PAIR:
+		return parse_list(e, text, v, w);
+	}
+	return why(w, "bad table entry");
+}
+
+static void store_value(experiment_config *c, const centry *e, const cvalue *v)
+{
+	char *field = (char *)c + e->off;
+	switch (e->type) {
+	case T_INT:
+	case T_BOOL:
+	case T_ENUM: {
+		int x = (int)v->i;
+		memcpy(field, &x, sizeof(x));
+		break;
+	}
+	case T_U64:
+		memcpy(field, &v->u, sizeof(v->u));
+		break;
+	case T_FLOAT:
+		memcpy(field, &v->f[0], sizeof(float));
+		break;
+	case T_FLOAT_PAIR:
+		memcpy(field, v->f, 2 * sizeof(float));
+		break;
+	case T_STRING:
+		memset(field, 0, CONFIG_STR_LEN);
+		memcpy(field, v->s, strlen(v->s));
+		break;
+	case T_INT_LIST:
+		memset(field, 0, CONFIG_MAX_LIST * sizeof(int));
+		memcpy(field, v->list, (size_t)v->n * sizeof(int));
+		memcpy((char *)c + e->count_off, &v->n, sizeof(int));
+		break;
+	}
+}
+
+static int set_entry(experiment_config *c, const centry *e, const char *text, char *w)
+{
+	cvalue v;
+	int rc = parse_value(e, text, &v, w);
+	if (rc == 0)
+		store_value(c, e, &v);
+	return rc;
+}
+
+static int find_section(const char *section)
+{
+	for (int i = 0; i < N_ENTRIES; i++)
+		if (strcmp(entries[i].section, section) == 0)
+			return i;
+	return -1;
+}
+
+static int find_entry(const char *section, const char *key)
+{
+	for (int i = 0; i < N_ENTRIES; i++)
+		if (strcmp(entries[i].section, section) == 0 && strcmp(entries[i].key, key) == 0)
+			return i;
+	return -1;
+}
+
+/* "section.key" -> entry index, or -1. */
+static int find_dotted(const char *dotted)
+{
+	const char *dot = strchr(dotted, '.');
+	if (!dot || (size_t)(dot - dotted) >= 32)
+		return -1;
+	char section[32];
+	memcpy(section, dotted, (size_t)(dot - dotted));
+	section[dot - dotted] = '\0';
+	return find_entry(section, dot + 1);
+}
+
+/* The shortest text that reads back as f, both as strtof reads it and as a
+ * double rounded to float (the way the JSON reader gets it). */
+static void format_float(char *buf, size_t len, float f)
+{
+	for (int p = 1; p <= 9; p++) {
+		snprintf(buf, len, "%.*g", p, (double)f);
+		if (strtof(buf, NULL) == f && (float)strtod(buf, NULL) == f)
+			return;
+	}
+	snprintf(buf, len, "%.9g", (double)f);
+}
+
+void config_defaults(experiment_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	char w[WHY_LEN];
+	for (int i = 0; i < N_ENTRIES; i++) {
+		int rc = set_entry(c, &entries[i], entries[i].def, w);
+		(void)rc;       /* the table's defaults are tested to parse */
+	}
+}
+
+/* ---- sweep -------------------------------------------------------------- */
+
+static int sweep_find(const experiment_config *c, const char *key)
+{
+	for (int a = 0; a < c->n_sweep; a++)
+		if (strcmp(c->sweep[a].key, key) == 0)
+			return a;
+	return -1;
+}
+
+static void sweep_remove(experiment_config *c, int a)
+{
+	memmove(&c->sweep[a], &c->sweep[a + 1], (size_t)(c->n_sweep - a - 1) * sizeof(c->sweep[0]));
+	c->n_sweep--;
+	memset(&c->sweep[c->n_sweep], 0, sizeof(c->sweep[0]));
+}
+
+/* Parses "v1, v2, ..." for the key "section.key" into axis `ax`. */
+static int sweep_parse(config_sweep_axis *ax, const char *key, const char *values, char *w)
+{
+	int idx = find_dotted(key);
+	if (idx < 0)
+		return why(w, "unknown key '%s' (a sweep line is section.key = v1, v2, ...)", key);
+	const centry *e = &entries[idx];
+	memset(ax, 0, sizeof(*ax));
+	snprintf(ax->key, sizeof(ax->key), "%s.%s", e->section, e->key);
+	cvalue v;
+	int rc = 0;
+	const char *p = values;
+	for (;;) {
+		const char *q = strchr(p, ',');
+		if (!q)
+			q = p + strlen(p);
+		while (p < q && isspace((unsigned char)*p))
+			p++;
+		const char *r = q;
+		while (r > p && isspace((unsigned char)r[-1]))
+			r--;
+		if (r == p) {
+			rc = why(w, "'%s': empty value", values);
+			break;
+		}
+		if (ax->n == CONFIG_MAX_SWEEP_VALUES) {
+			rc = why(w, "more than %d values", CONFIG_MAX_SWEEP_VALUES);
+			break;
+		}
+		if (r - p >= CONFIG_STR_LEN) {
+			rc = why(w, "value longer than %d characters", CONFIG_STR_LEN - 1);
+			break;
+		}
+		char *dst = ax->values[ax->n];
+		memcpy(dst, p, (size_t)(r - p));
+		dst[r - p] = '\0';
+		char w2[WHY_LEN];
+		if (parse_value(e, dst, &v, w2) != 0) {
+			rc = why(w, "%s: %s", ax->key, w2);
+			break;
+		}
+		for (int k = 0; k < ax->n; k++)
+			if (strcmp(ax->values[k], dst) == 0) {
+				rc = why(w, "%s: value '%s' given twice", ax->key, dst);
+				break;
+			}
+		if (rc)
+			break;
+		ax->n++;
+		if (!*q)
+			break;
+		p = q + 1;
+	}
+	return rc;
+}
+
+static int sweep_runs_ok(const experiment_config *c, char *w)
+{
+	long long runs = 1;
+	for (int a = 0; a < c->n_sweep; a++) {
+		runs *= c->sweep[a].n;
+		if (runs > SWEEP_MAX_RUNS)
+			return why(w, "the sweep expands to more than %d runs", SWEEP_MAX_RUNS);
+	}
+	return 0;
+}
+
+/* Adds (or with `replace`, replaces) a sweep axis. */
+static int sweep_add(experiment_config *c, const char *key, const char *values, int replace,
+		     char *w)
+{
+	config_sweep_axis ax;
+	int rc = sweep_parse(&ax, key, values, w);
+	if (rc)
+		return rc;
+	int a = sweep_find(c, ax.key), added = 0;
+	if (a >= 0 && !replace)
+		return why(w, "%s is already swept", ax.key);
+	if (a < 0) {
+		if (c->n_sweep == CONFIG_MAX_SWEEP)
+			return why(w, "more than %d sweep axes", CONFIG_MAX_SWEEP);
+		a = c->n_sweep++;
+		added = 1;
+	}
+	config_sweep_axis old = c->sweep[a];
+	c->sweep[a] = ax;
+	rc = sweep_runs_ok(c, w);
+	if (rc) {
+		c->sweep[a] = old;
+		c->n_sweep -= added;
+	}
+	return rc;
+}
+
+int config_sweep_count(const experiment_config *c)
+{
+	if (c->n_sweep < 0 || c->n_sweep > CONFIG_MAX_SWEEP)
+		return 0;
+	long long runs = 1;
+	for (int a = 0; a < c->n_sweep; a++) {
+		if (c->sweep[a].n < 1 || c->sweep[a].n > CONFIG_MAX_SWEEP_VALUES)
+			return 0;
+		runs *= c->sweep[a].n;
+	}
+	return runs > SWEEP_MAX_RUNS ? 0 : (int)runs;
+}
+
+int config_sweep_get(const experiment_config *base, int i, experiment_config *out, char *err)
+{
+	int runs = config_sweep_count(base);
+	if (i < 0 || i >= runs)
+		return byol_err(err, -EINVAL, "sweep run %d out of range [0, %d)", i, runs);
+	experiment_config *b = malloc(sizeof(*b));
+	if (!b)
+		return byol_err(err, -ENOMEM, "out of memory");
+	*b = *base;                     /* out may be base */
+	*out = *b;
+	out->n_sweep = 0;
+	memset(out->sweep, 0, sizeof(out->sweep));
+	int rc = 0;
+	for (int a = b->n_sweep - 1; a >= 0 && rc == 0; a--) {
+		const config_sweep_axis *ax = &b->sweep[a];
+		int k = i % ax->n;
+		i /= ax->n;
+		int idx = find_dotted(ax->key);
+		char w[WHY_LEN];
+		if (idx < 0)
+			rc = byol_err(err, -EINVAL, "[sweep] %s: unknown key", ax->key);
+		else if (set_entry(out, &entries[idx], ax->values[k], w) != 0)
+			rc = byol_err(err, -EINVAL, "[sweep] %s: %s", ax->key, w);
+	}
+	free(b);
+	return rc;
+}
+
+/* ---- INI ---------------------------------------------------------------- */
+
+typedef struct {
+	experiment_config *c;
+	const char *name;               /* the file, in messages */
+	const char *p, *end;            /* reader cursor */
+	int line;                       /* physical line last handed to inih */
+	int err_line, rc;               /* the first error */
+	char *err;
+	int set_line[N_ENTRIES];        /* where each key was set; 0 = not yet */
+	int sweep_line[N_ENTRIES];      /* where each key was swept */
+} ini_ctx;
+
+static int ctx_fail(ini_ctx *x, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int ctx_fail(ini_ctx *x, int rc, const char *fmt, ...)
+{
+	if (x->err_line)
+		return 0;               /* keep the first */
+	x->err_line = x->line;
+	x->rc = rc;
+	if (x->err) {
+		int n = snprintf(x->err, BYOL_ERR_LEN, "%s:%d: ", x->name, x->line);
+		va_list ap;
+		va_start(ap, fmt);
+		if (n >= 0 && n < BYOL_ERR_LEN)
+			vsnprintf(x->err + n, (size_t)(BYOL_ERR_LEN - n), fmt, ap);
+		va_end(ap);
+	}
+	return 0;
+}
+
+static int known_section(const char *s)
+{
+	return strcmp(s, "sweep") == 0 || find_section(s) >= 0;
+}
+
+/* inih's reader: one physical line per call, like fgets. */
+static char *ini_read_line(char *str, int num, void *stream)
+{
+	ini_ctx *x = stream;
+	if (x->p >= x->end)
+		return NULL;
+	const char *nl = memchr(x->p, '\n', (size_t)(x->end - x->p));
+	const char *eol = nl ? nl : x->end;
+	const char *s = x->p;
+	x->p = nl ? nl + 1 : x->end;
+	x->line++;
+	if (x->line == 1 && eol - s >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0)
+		s += 3;                 /* a UTF-8 byte order mark */
+	while (s < eol && (*s == ' ' || *s == '\t'))
+		s++;
+	size_t n = (size_t)(eol - s);
+	if (n && s[n - 1] == '\r')
+		n--;
+	if (memchr(s, '\0', n)) {
+		ctx_fail(x, -EINVAL, "NUL byte in the line");
+		n = 0;
+	} else if (n + 2 > (size_t)num) {
+		ctx_fail(x, -EINVAL, "line longer than %d characters", num - 2);
+		n = 0;
+	}
+	memcpy(str, s, n);
+	str[n] = '\n';
+	str[n + 1] = '\0';
+	if (n && str[0] == '[') {
+		/* inih takes everything up to the first ']' as the name. */
+		char *close = memchr(str, ']', n);
+		if (close) {
+			*close = '\0';
+			if (!known_section(str + 1))
+				ctx_fail(x, -EINVAL, "unknown section [%s]", str + 1);
+			*close = ']';
+		}
+	}
+	return str;
+}
+
+static int on_ini_value(void *user, const char *section, const char *key, const char *value)
+{
+	ini_ctx *x = user;
+	char val[4096];
+	if (strlen(value) >= sizeof(val))
+		return ctx_fail(x, -EINVAL, "[%s] %s: value too long", section, key);
+	strcpy(val, value);
+	/* "value   # comment": inih only knows " ;" comments. */
+	for (char *h = strchr(val, '#'); h; h = strchr(h + 1, '#'))
+		if (h > val && isspace((unsigned char)h[-1])) {
+			*h = '\0';
+			break;
+		}
+	for (size_t n = strlen(val); n && isspace((unsigned char)val[n - 1]); n--)
+		val[n - 1] = '\0';
+
+	char w[WHY_LEN];
+	if (!*section)
+		return ctx_fail(x, -EINVAL, "%s: key outside any [section]", key);
+	if (strcmp(section, "sweep") == 0) {
+		int a = find_dotted(key);
+		if (a >= 0 && x->sweep_line[a])
+			return ctx_fail(x, -EINVAL, "[sweep] %s: duplicate key (first on line %d)", key,
+					x->sweep_line[a]);
+		if (sweep_add(x->c, key, val, 0, w) != 0)
+			return ctx_fail(x, -EINVAL, "[sweep] %s: %s", key, w);
+		x->sweep_line[a] = x->line;
+		return 1;
+	}
+	if (!known_section(section))
+		return ctx_fail(x, -EINVAL, "unknown section [%s]", section);
+	int i = find_entry(section, key);
+	if (i < 0)
+		return ctx_fail(x, -EINVAL, "[%s] %s: unknown key", section, key);
+	if (x->set_line[i] > 0)
+		return ctx_fail(x, -EINVAL, "[%s] %s: duplicate key (first on line %d)", section, key,
+				x->set_line[i]);
+	if (set_entry(x->c, &entries[i], val, w) != 0)
+		return ctx_fail(x, -EINVAL, "[%s] %s: %s", section, key, w);
+	x->set_line[i] = x->line;
+	return 1;
+}
+
+static int parse_buffer(experiment_config *c, const char *text, size_t len, const char *name,
+			char *err)
+{
+	config_defaults(c);
+	ini_ctx *x = calloc(1, sizeof(*x));
+	if (!x)
+		return byol_err(err, -ENOMEM, "%s: out of memory", name);
+	x->c = c;
+	x->name = name;
+	x->p = text;
+	x->end = text + len;
+	x->err = err;
+	int ret = ini_parse_stream(ini_read_line, x, on_ini_value, x);
+	int rc = 0;
+	if (ret < 0)
+		rc = byol_err(err, -ENOMEM, "%s: out of memory", name);
+	else if (x->err_line && (ret == 0 || x->err_line <= ret))
+		rc = x->rc;
+	else if (ret > 0)
+		rc = byol_err(err, -EINVAL, "%s:%d: expected '[section]' or 'key = value'", name, ret);
+	free(x);
+	return rc;
+}
+
+int config_parse_string(experiment_config *c, const char *text, const char *name, char *err)
+{
+	return parse_buffer(c, text, strlen(text), name ? name : "<string>", err);
+}
+
+int config_parse_file(experiment_config *c, const char *path, char *err)
+{
+	enum { MAX_FILE = 1 << 20 };
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		int e = errno;
+		config_defaults(c);
+		return byol_err(err, -e, "%s: %s", path, strerror(e));
+	}
+	char *buf = malloc(MAX_FILE + 1);
+	if (!buf) {
+		fclose(f);
+		return byol_err(err, -ENOMEM, "%s: out of memory", path);
+	}
+	errno = 0;
+	size_t n = fread(buf, 1, MAX_FILE + 1, f);
+	int rc = 0;
+	if (ferror(f)) {
+		int e = errno ? errno : EIO;
+		rc = byol_err(err, -e, "%s: %s", path, strerror(e));
+	} else if (n > MAX_FILE) {
+		rc = byol_err(err, -EFBIG, "%s: larger than %d bytes", path, MAX_FILE);
+	}
+	fclose(f);
+	if (rc == 0)
+		rc = parse_buffer(c, buf, n, path, err);
+	else
+		config_defaults(c);
+	free(buf);
+	return rc;
+}
+
+/* ---- --set -------------------------------------------------------------- */
+
+int config_set(experiment_config *c, const char *assignment, char *err)
+{
+	const char *eq = strchr(assignment, '=');
+	if (!eq)
+		return byol_err(err, -EINVAL, "--set %s: expected section.key=value", assignment);
+	char key[128];
+	const char *k0 = skip_ws(assignment);
+	const char *k1 = eq;
+	while (k1 > k0 && isspace((unsigned char)k1[-1]))
+		k1--;
+	if (k1 - k0 >= (ptrdiff_t)sizeof(key) || k1 == k0)
+		return byol_err(err, -EINVAL, "--set %s: bad key", assignment);
+	memcpy(key, k0, (size_t)(k1 - k0));
+	key[k1 - k0] = '\0';
+	char val[CONFIG_STR_LEN * 2];
+	const char *v0 = skip_ws(eq + 1);
+	size_t vn = strlen(v0);
+	while (vn && isspace((unsigned char)v0[vn - 1]))
+		vn--;
+	if (vn >= sizeof(val))
+		return byol_err(err, -EINVAL, "--set %s: value too long", key);
+	memcpy(val, v0, vn);
+	val[vn] = '\0';
+
+	char w[WHY_LEN];
+	if (strncmp(key, "sweep.", 6) == 0) {
+		if (sweep_add(c, key + 6, val, 1, w) != 0)
+			return byol_err(err, -EINVAL, "--set: [sweep] %s: %s", key + 6, w);
+		return 0;
+	}
+	const char *dot = strchr(key, '.');
+	if (!dot)
+		return byol_err(err, -EINVAL, "--set %s: expected section.key=value", assignment);
+	int i = find_dotted(key);
+	if (i < 0) {
+		int known = 0;
+		if ((size_t)(dot - key) < 32) {
+			char s[32];
+			memcpy(s, key, (size_t)(dot - key));
+			s[dot - key] = '\0';
+			known = find_section(s) >= 0;
+		}
+		return byol_err(err, -EINVAL, "--set: [%.*s] %s: %s", (int)(dot - key), key, dot + 1,
+				known ? "unknown key" : "unknown section");
+	}
+	if (set_entry(c, &entries[i], val, w) != 0)
+		return byol_err(err, -EINVAL, "--set: [%s] %s: %s", entries[i].section,
+				entries[i].key, w);
+	/* An explicit value replaces a sweep over the same key. */
+	char dotted[64];
+	snprintf(dotted, sizeof(dotted), "%s.%s", entries[i].section, entries[i].key);
+	int a = sweep_find(c, dotted);
+	if (a >= 0)
+		sweep_remove(c, a);
+	return 0;
+}
+
+/* ---- validation --------------------------------------------------------- */
+
+static cJSON *entry_json(const experiment_config *c, const centry *e);
+static int json_text(const centry *e, const cJSON *item, char *buf, size_t len, char *w);
+
+static int validate_one(const experiment_config *c, char *w)
+{
+	/* The table's ranges, for structs filled by hand: print each value as the
+	 * JSON does and parse it back. */
+	for (int i = 0; i < N_ENTRIES; i++) {
+		const centry *e = &entries[i];
+		char text[CONFIG_STR_LEN * 2], w2[WHY_LEN];
+		cvalue v;
+		cJSON *item = entry_json(c, e);
+		int rc = !item ? why(w2, "out of memory")
+			 : json_text(e, item, text, sizeof(text), w2) ? -EINVAL
+			 : parse_value(e, text, &v, w2);
+		cJSON_Delete(item);
+		if (rc)
+			return why(w, "[%s] %s: %s", e->section, e->key, w2);
+	}
+	if (!c->name[0])
+		return why(w, "[experiment] name: empty");
+	if (strchr(c->name, '/') || strcmp(c->name, ".") == 0 || strcmp(c->name, "..") == 0)
+		return why(w, "[experiment] name: '%s' may not contain '/' or be '.' or '..'", c->name);
+	if (!c->data_dir[0])
+		return why(w, "[data] dir: empty");
+	if (c->batch_size < c->shard_size || c->batch_size % c->shard_size)
+		return why(w, "[data] batch_size: %d is not a multiple of shard_size %d",
+			   c->batch_size, c->shard_size);
+	if (c->train_limit && c->train_limit < c->batch_size)
+		return why(w, "[data] train_limit: %d is smaller than one batch (%d)", c->train_limit,
+			   c->batch_size);
+	if (!(c->crop_scale[0] > 0 && c->crop_scale[0] <= c->crop_scale[1] && c->crop_scale[1] <= 1))
+		return why(w, "[augment] crop_scale: (%g, %g) must satisfy 0 < min <= max <= 1",
+			   (double)c->crop_scale[0], (double)c->crop_scale[1]);
+	if (!(c->crop_ratio[0] > 0 && c->crop_ratio[0] <= c->crop_ratio[1]))
+		return why(w, "[augment] crop_ratio: (%g, %g) must satisfy 0 < min <= max",
+			   (double)c->crop_ratio[0], (double)c->crop_ratio[1]);
+	if (c->encoder == ENCODER_CNN && c->n_cnn_strides != c->n_encoder_widths)
+		return why(w, "[model] cnn_strides: %d strides for %d encoder_widths (one per layer)",
+			   c->n_cnn_strides, c->n_encoder_widths);
+	if (!(c->lr > 0))
+		return why(w, "[optim] lr: must be > 0");
+	if (!(c->momentum < 1))
+		return why(w, "[optim] momentum: must be < 1");
+	if (c->optim == OPT_LARS && !(c->lars_eta > 0))
+		return why(w, "[optim] lars_eta: must be > 0 with lars");
+	if (!(c->warmup_epochs < (float)c->epochs))
+		return why(w, "[optim] warmup_epochs: %g is not below epochs %d",
+			   (double)c->warmup_epochs, c->epochs);
+	return 0;
+}
+
+int config_validate(const experiment_config *c, char *err)
+{
+	char w[WHY_LEN];
+	if (c->n_sweep == 0) {
+		if (validate_one(c, w))
+			return byol_err(err, -EINVAL, "%s", w);
+		return 0;
+	}
+	if (c->n_sweep < 0 || c->n_sweep > CONFIG_MAX_SWEEP)
+		return byol_err(err, -EINVAL, "[sweep]: %d axes", c->n_sweep);
+	for (int a = 0; a < c->n_sweep; a++)
+		if (c->sweep[a].n < 1 || c->sweep[a].n > CONFIG_MAX_SWEEP_VALUES)
+			return byol_err(err, -EINVAL, "[sweep] axis %d '%.64s': %d values", a, c->sweep[a].key,
+					c->sweep[a].n);
+	if (sweep_runs_ok(c, w))
+		return byol_err(err, -EINVAL, "[sweep]: %s", w);
+	experiment_config *run = malloc(sizeof(*run));
+	if (!run)
+		return byol_err(err, -ENOMEM, "out of memory");
+	int rc = 0, runs = config_sweep_count(c);
+	for (int i = 0; i < runs && rc == 0; i++) {
+		rc = config_sweep_get(c, i, run, err);
+		if (rc == 0 && validate_one(run, w)) {
+			/* The run's swept values, in axis order. */
+			char combo[200] = "";
+			size_t len = 0;
+			int idx = i;
+			int pick[CONFIG_MAX_SWEEP];
+			for (int a = c->n_sweep - 1; a >= 0; a--) {
+				pick[a] = idx % c->sweep[a].n;
+				idx /= c->sweep[a].n;
+			}
+			for (int a = 0; a < c->n_sweep && len < sizeof(combo); a++)
+				len += (size_t)snprintf(combo + len, sizeof(combo) - len, "%s%s=%s",
+							a ? ", " : "", c->sweep[a].key,
+							c->sweep[a].values[pick[a]]);
+			rc = byol_err(err, -EINVAL, "sweep run %d (%s): %s", i, combo, w);
+		}
+	}
+	free(run);
+	return rc;
+}
+
+/* ---- JSON --------------------------------------------------------------- */
+
+static cJSON *float_json(float f)
+{
+	char buf[32];
+	if (!isfinite(f))
+		return cJSON_CreateNull();      /* only in a struct filled by hand */
+	format_float(buf, sizeof(buf), f);
+	return cJSON_CreateNumber(strtod(buf, NULL));
+}
+
+static cJSON *entry_json(const experiment_config *c, const centry *e)
+{
+	const char *field = (const char *)c + e->off;
+	int x;
+	switch (e->type) {
+	case T_INT:
+		memcpy(&x, field, sizeof(x));
+		return cJSON_CreateNumber(x);
+	case T_U64: {
+		/* cJSON prints big numbers with 15 digits: write the digits. */
+		uint64_t u;
+		char buf[24];
+		memcpy(&u, field, sizeof(u));
+		snprintf(buf, sizeof(buf), "%" PRIu64, u);
+		return cJSON_CreateRaw(buf);
+	}
+	case T_FLOAT: {
+		float f;
+		memcpy(&f, field, sizeof(f));
+		return float_json(f);
+	}
+	case T_BOOL:
+		memcpy(&x, field, sizeof(x));
+		return cJSON_CreateBool(x != 0);
+	case T_STRING:
+		if (!memchr(field, '\0', CONFIG_STR_LEN))
+			return cJSON_CreateNull();      /* unterminated, filled by hand */
+		return cJSON_CreateString(field);
+	case T_ENUM: {
+		int count = 0;
+		memcpy(&x, field, sizeof(x));
+		while (e->names[count])
+			count++;
+		return cJSON_CreateString(x >= 0 && x < count ? e->names[x] : "?");
+	}
+	case T_INT_LIST:
+	case T_FLOAT_PAIR: {
+		int n = 2;
+		if (e->type == T_INT_LIST)
+			memcpy(&n, (const char *)c + e->count_off, sizeof(n));
+		if (n < 0 || n > CONFIG_MAX_LIST)
+			n = 0;
+		cJSON *arr = cJSON_CreateArray();
+		for (int k = 0; arr && k < n; k++) {
+			cJSON *item;
+			if (e->type == T_INT_LIST) {
+				memcpy(&x, field + k * sizeof(int), sizeof(x));
+				item = cJSON_CreateNumber(x);
+			} else {
+				float f;
+				memcpy(&f, field + k * sizeof(float), sizeof(f));
+				item = float_json(f);
+			}
+			if (!item || !cJSON_AddItemToArray(arr, item)) {
+				cJSON_Delete(item);
+				cJSON_Delete(arr);
+				return NULL;
+			}
+		}
+		return arr;
+	}
+	}
+	return NULL;
+}
+
+char *config_to_json(const experiment_config *c)
+{
+	cJSON *root = cJSON_CreateObject(), *sec = NULL;
+	if (!root)
+		return NULL;
+	for (int i = 0; i < N_ENTRIES; i++) {
+		const centry *e = &entries[i];
+		if (i == 0 || strcmp(e->section, entries[i - 1].section) != 0) {
+			sec = cJSON_AddObjectToObject(root, e->section);
+			if (!sec)
+				goto fail;
+		}
+		cJSON *item = entry_json(c, e);
+		if (!item || !cJSON_AddItemToObject(sec, e->key, item)) {
+			cJSON_Delete(item);
+			goto fail;
+		}
+	}
+	char *s = cJSON_PrintUnformatted(root);
+	cJSON_Delete(root);
+	return s;
+fail:
+	cJSON_Delete(root);
+	return NULL;
+}
+
+/* A JSON number as the text the INI parser reads (exact for doubles). */
+static int number_text(const cJSON *item, char *buf, size_t len)
+{
+	if (cJSON_IsRaw(item))          /* ours: the seed's digits */
+		snprintf(buf, len, "%s", item->valuestring);
+	else if (cJSON_IsNumber(item))
+		snprintf(buf, len, "%.17g", item->valuedouble);
+	else
+		return -1;
+	return 0;
+}
+
+/* Turns a JSON value into the text form of entry e, checking its JSON type. */
+static int json_text(const centry *e, const cJSON *item, char *buf, size_t len, char *w)
+{
+	switch (e->type) {
+	case T_INT:
+	case T_U64:
+	case T_FLOAT:
+		if (number_text(item, buf, len))
+			return why(w, "expected a number");
+		return 0;
+	case T_BOOL:
+		if (!cJSON_IsBool(item))
+			return why(w, "expected true or false");
+		snprintf(buf, len, "%s", cJSON_IsTrue(item) ? "true" : "false");
+		return 0;
+	case T_STRING:
+	case T_ENUM:
+		if (!cJSON_IsString(item))
+			return why(w, "expected a string");
+		if (strlen(item->valuestring) >= len)
+			return why(w, "value longer than %d characters", CONFIG_STR_LEN - 1);
+		snprintf(buf, len, "%s", item->valuestring);
+		return 0;
+	case T_INT_LIST:
+	case T_FLOAT_PAIR: {
+		if (!cJSON_IsArray(item))
+			return why(w, "expected an array of numbers");
+		size_t n = 0;
+		buf[0] = '\0';
+		const cJSON *el;
+		cJSON_ArrayForEach(el, item) {
+			char num[40];
+			if (number_text(el, num, sizeof(num)))
+				return why(w, "expected an array of numbers");
+			if (n + strlen(num) + 3 >= len)
+				return why(w, "too many values");
+			n += (size_t)snprintf(buf + n, len - n, "%s%s", n ? ", " : "", num);
+		}
+		return 0;
+	}
+	}
+	return why(w, "bad table entry");
+}
+
+static int duplicate_key(const cJSON *obj, const cJSON *item)
+{
+	for (const cJSON *o = obj->child; o && o != item; o = o->next)
+		if (strcmp(o->string, item->string) == 0)
+			return 1;
+	return 0;
+}
+
+int config_from_json(experiment_config *c, const char *json, char *err)
+{
+	config_defaults(c);
+	cJSON *root = cJSON_Parse(json);
+	if (!root)
+		return byol_err(err, -EINVAL, "config JSON: does not parse");
+	int rc = 0;
+	char w[WHY_LEN], text[CONFIG_STR_LEN * 2];
+	if (!cJSON_IsObject(root)) {
+		rc = byol_err(err, -EINVAL, "config JSON: not an object");
+		goto out;
+	}
+	const cJSON *sec, *item;
+	cJSON_ArrayForEach(sec, root) {
+		if (duplicate_key(root, sec)) {
+			rc = byol_err(err, -EINVAL, "config JSON: [%s]: duplicate section", sec->string);
+			goto out;
+		}
+		if (find_section(sec->string) < 0) {
+			rc = byol_err(err, -EINVAL, "config JSON: unknown section [%s]", sec->string);
+			goto out;
+		}
+		if (!cJSON_IsObject(sec)) {
+			rc = byol_err(err, -EINVAL, "config JSON: [%s]: not an object", sec->string);
+			goto out;
+		}
+		cJSON_ArrayForEach(item, sec) {
+			int i = find_entry(sec->string, item->string);
+			if (i < 0) {
+				rc = byol_err(err, -EINVAL, "config JSON: [%s] %s: unknown key",
+					      sec->string, item->string);
+				goto out;
+			}
+			if (duplicate_key(sec, item)) {
+				rc = byol_err(err, -EINVAL, "config JSON: [%s] %s: duplicate key",
+					      sec->string, item->string);
+				goto out;
+			}
+			if (json_text(&entries[i], item, text, sizeof(text), w) ||
+			    set_entry(c, &entries[i], text, w)) {
+				rc = byol_err(err, -EINVAL, "config JSON: [%s] %s: %s", sec->string,
+					      item->string, w);
+				goto out;
+			}
+		}
+	}
+out:
+	cJSON_Delete(root);
+	return rc;
+}
+
+void config_hash(const experiment_config *c, char out[17])
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	char *json = config_to_json(c);
+	for (const char *p = json ? json : ""; *p; p++) {
+		h ^= (unsigned char)*p;
+		h *= 0x100000001b3ULL;
+	}
+	free(json);
+	snprintf(out, 17, "%016" PRIx64, h);
+}
+
+/* ---- names and help ----------------------------------------------------- */
+
+const char *config_norm_name(norm_kind k)
+{
+	return (unsigned)k < 5 ? norm_names[k] : "?";
+}
+
+const char *config_method_name(method_kind k)
+{
+	return (unsigned)k < 3 ? method_names[k] : "?";
+}
+
+void config_print_help(void *file)
+{
+	FILE *f = file;
+	fprintf(f, "%-28s %-28s %-18s %s\n", "section.key", "type", "default", "help");
+	for (int i = 0; i < N_ENTRIES; i++) {
+		const centry *e = &entries[i];
+		char key[64], type[96];
+		snprintf(key, sizeof(key), "%s.%s", e->section, e->key);
+		switch (e->type) {
+		case T_INT:
+		case T_U64:
+			snprintf(type, sizeof(type), "int [%.0f, %.0f]", e->min, e->max);
+			break;
+		case T_FLOAT:
+			snprintf(type, sizeof(type), "float [%g, %g]", e->min, e->max);
+			break;
+		case T_BOOL:
+			snprintf(type, sizeof(type), "bool");
+			break;
+		case T_STRING:
+			snprintf(type, sizeof(type), "string");
+			break;
+		case T_ENUM: {
+			size_t n = 0;
+			type[0] = '\0';
+			for (int k = 0; e->names[k] && n < sizeof(type); k++)
+				n += (size_t)snprintf(type + n, sizeof(type) - n, "%s%s", k ? "|" : "",
+						      e->names[k]);
+			break;
+		}
+		case T_INT_LIST:
+			snprintf(type, sizeof(type), "int list [%.0f, %.0f]", e->min, e->max);
+			break;
+		case T_FLOAT_PAIR:
+			snprintf(type, sizeof(type), "float pair [%g, %g]", e->min, e->max);
+			break;
+		}
+		fprintf(f, "%-28s %-28s %-18s %s\n", key, type, e->def, e->help);
+	}
+	fprintf(f, "\n[sweep] lines are `section.key = v1, v2, ...` (one run per combination;\n"
+		   "a list key's values write their elements separated by blanks: 0.08 1.0, 0.3 1.0).\n");
+}

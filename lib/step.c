@@ -1,0 +1,334 @@
+/*
+ * step.c — the worker half (shard gradient) and the coordinator half (apply) of
+ * a training step.
+ *
+ * Dimension legend: n samples in the shard, D in_dim of an image, P projection dim.
+ */
+#include "byol/step.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "byol/error.h"
+#include "byol/loss.h"
+#include "byol/optim.h"
+#include "byol/rng.h"
+
+#define BN_MOMENTUM 0.1f
+
+int step_plan_make(step_plan *plan, const experiment_config *cfg, long n_train, char *err)
+{
+	memset(plan, 0, sizeof(*plan));
+	if (cfg->shard_size <= 0 || cfg->batch_size % cfg->shard_size)
+		return byol_err(err, -EINVAL, "[data] batch_size %d is not a multiple of shard_size %d",
+				cfg->batch_size, cfg->shard_size);
+	if (n_train < cfg->batch_size)
+		return byol_err(err, -EINVAL,
+				"[data] batch_size %d is larger than the train set (%ld images)",
+				cfg->batch_size, n_train);
+	plan->n_train = n_train;
+	plan->batch = cfg->batch_size;
+	plan->shard = cfg->shard_size;
+	plan->shards = cfg->batch_size / cfg->shard_size;
+	plan->steps_per_epoch = n_train / cfg->batch_size;
+	plan->total_steps = plan->steps_per_epoch * cfg->epochs;
+	plan->warmup_steps = (long)lround(cfg->warmup_epochs * (double)plan->steps_per_epoch);
+	plan->base_lr = cfg->lr * (float)cfg->batch_size / 256.0f;
+	return 0;
+}
+
+/* ---- the worker half ---- */
+
+struct step_workspace {
+	model_pass *online[2], *target[2];
+	float *x[2];            /* (n, D) the two views */
+	float *dout[2];         /* (n, P) loss gradient w.r.t. each view's head output */
+	float *bn[2];           /* (bn_layout.total) each view's BN statistics */
+	float *scratch;         /* NT-Xent */
+	uint32_t *perm;         /* (n_train) permutation of perm_epoch */
+	long perm_epoch;
+	uint32_t *idx;          /* (n) */
+};
+
+step_workspace *step_workspace_new(const model *m, const step_plan *plan)
+{
+	step_workspace *ws = calloc(1, sizeof(*ws));
+	if (!ws)
+		return NULL;
+	int n = plan->shard;
+	ws->perm_epoch = -1;
+	int simclr = m->cfg.method == METHOD_SIMCLR;
+	for (int v = 0; v < 2; v++) {
+		ws->online[v] = model_pass_new(m, n, 1);
+		if (!ws->online[v])
+			goto fail;
+		if (m->cfg.method == METHOD_BYOL && !(ws->target[v] = model_pass_new(m, n, 0)))
+			goto fail;
+		ws->x[v] = malloc((size_t)n * (size_t)m->in_dim * sizeof(float));
+		ws->dout[v] = malloc((size_t)n * (size_t)m->proj_dim * sizeof(float));
+		ws->bn[v] = malloc((m->bn_layout.total + 1) * sizeof(float));
+		if (!ws->x[v] || !ws->dout[v] || !ws->bn[v])
+			goto fail;
+	}
+	if (simclr && !(ws->scratch = malloc((size_t)loss_ntxent_scratch(n, m->proj_dim) *
+					     sizeof(float))))
+		goto fail;
+	ws->perm = malloc((size_t)plan->n_train * sizeof(uint32_t));
+	ws->idx = malloc((size_t)n * sizeof(uint32_t));
+	if (!ws->perm || !ws->idx)
+		goto fail;
+	return ws;
+fail:
+	step_workspace_free(ws);
+	return NULL;
+}
+
+void step_workspace_free(step_workspace *ws)
+{
+	if (!ws)
+		return;
+	for (int v = 0; v < 2; v++) {
+		model_pass_free(ws->online[v]);
+		model_pass_free(ws->target[v]);
+		free(ws->x[v]);
+		free(ws->dout[v]);
+		free(ws->bn[v]);
+	}
+	free(ws->scratch);
+	free(ws->perm);
+	free(ws->idx);
+	free(ws);
+}
+
+void step_shard_indices(step_workspace *ws, const step_plan *plan, uint64_t seed, long k,
+			int j, uint32_t *idx)
+{
+	long epoch = k / plan->steps_per_epoch;
+	long within = k % plan->steps_per_epoch;
+	if (ws->perm_epoch != epoch) {
+		rng_permutation(ws->perm, (uint32_t)plan->n_train, seed, (uint32_t)epoch);
+		ws->perm_epoch = epoch;
+	}
+	const uint32_t *src = ws->perm + within * plan->batch + (long)j * plan->shard;
+	memcpy(idx, src, (size_t)plan->shard * sizeof(uint32_t));
+}
+
+/* x (n, D) = view `view` of the images idx[0..n-1] at `epoch`. */
+static void augment_batch(const model *m, const dataset *train, const uint32_t *idx, int n,
+			  long epoch, int view, float *x)
+{
+	const experiment_config *c = &m->cfg;
+	augment_params ap = {
+		.crop_min = c->crop_scale[0], .crop_max = c->crop_scale[1],
+		.ratio_min = c->crop_ratio[0], .ratio_max = c->crop_ratio[1],
+		.flip = c->flip, .jitter = c->jitter, .blur = c->blur, .solarize = c->solarize,
+	};
+	size_t D = (size_t)m->in_dim;
+	for (int i = 0; i < n; i++)
+		augment_view(x + (size_t)i * D, train->pixels + idx[i] * D, train->h, train->w,
+			     train->c, &ap, c->seed, (uint32_t)epoch, idx[i], (uint32_t)view,
+			     train->mean, train->std);
+}
+
+void step_shard_gradient(const model *m, step_workspace *ws, const step_plan *plan,
+			 const dataset *train, const float *online, const float *target,
+			 long k, int j, shard_result *out)
+{
+	int n = plan->shard;
+	int P = m->proj_dim;
+	step_shard_indices(ws, plan, m->cfg.seed, k, j, ws->idx);
+	for (int v = 0; v < 2; v++)
+		augment_batch(m, train, ws->idx, n, k / plan->steps_per_epoch, v, ws->x[v]);
+	memset(out->grad, 0, m->L.total * sizeof(float));
+	for (int v = 0; v < 2; v++)
+		memset(ws->dout[v], 0, (size_t)n * (size_t)P * sizeof(float));
+
+	const float *head[2], *z[2];
+	int upto = m->pred_end;
+	for (int v = 0; v < 2; v++) {
+		head[v] = model_forward(m, ws->online[v], online, NULL, ws->x[v], n, upto, 1);
+		z[v] = model_output(ws->online[v], m->proj_end - 1);
+	}
+	double loss;
+	switch (m->cfg.method) {
+	case METHOD_BYOL: {
+		const float *zt[2];
+		for (int v = 0; v < 2; v++)
+			zt[v] = model_forward(m, ws->target[v], target, NULL, ws->x[v], n,
+					      m->proj_end, 1);
+		loss = loss_cosine(ws->dout[0], head[0], zt[1], n, P) +
+		       loss_cosine(ws->dout[1], head[1], zt[0], n, P);
+		break;
+	}
+	case METHOD_SIMSIAM:
+		loss = loss_cosine(ws->dout[0], head[0], z[1], n, P) +
+		       loss_cosine(ws->dout[1], head[1], z[0], n, P);
+		break;
+	default: /* METHOD_SIMCLR: the head is the projection */
+		loss = loss_ntxent(ws->dout[0], ws->dout[1], z[0], z[1], n, P,
+				   m->cfg.temperature, ws->scratch);
+		break;
+	}
+	out->collapse = loss_collapse(z[0], n, P);
+	for (int v = 0; v < 2; v++) {
+		model_bn_stats(m, ws->online[v], ws->bn[v]);
+		model_backward(m, ws->online[v], online, out->grad, ws->dout[v], n, upto);
+	}
+	for (size_t i = 0; i < m->bn_layout.total; i++)
+		out->bn_stats[i] = 0.5f * (ws->bn[0][i] + ws->bn[1][i]);
+	out->loss = loss;
+	out->n = n;
+}
+
+int shard_result_alloc(shard_result *r, const model *m)
+{
+	memset(r, 0, sizeof(*r));
+	r->grad = calloc(m->L.total, sizeof(float));
+	r->bn_stats = calloc(m->bn_layout.total + 1, sizeof(float));
+	if (!r->grad || !r->bn_stats) {
+		shard_result_free(r);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void shard_result_free(shard_result *r)
+{
+	free(r->grad);
+	free(r->bn_stats);
+	memset(r, 0, sizeof(*r));
+}
+
+/* ---- the coordinator half ---- */
+
+/* The data-dependent init on one global batch: the first B images of epoch 0, view 0. */
+static int init_from_first_batch(const model *m, const step_plan *plan, const dataset *train,
+				 float *online, char *err)
+{
+	int r = -ENOMEM;
+	uint32_t *perm = malloc((size_t)plan->n_train * sizeof(uint32_t));
+	float *x = malloc((size_t)plan->batch * (size_t)m->in_dim * sizeof(float));
+	if (perm && x) {
+		rng_permutation(perm, (uint32_t)plan->n_train, m->cfg.seed, 0);
+		augment_batch(m, train, perm, plan->batch, 0, 0, x);
+		r = model_init_modified(m, online, x, plan->batch, err);
+	} else {
+		byol_err(err, r, "out of memory for the init batch");
+	}
+	free(perm);
+	free(x);
+	return r;
+}
+
+int train_state_init(train_state *st, const model *m, const step_plan *plan,
+		     const dataset *train, char *err)
+{
+	memset(st, 0, sizeof(*st));
+	size_t P = m->L.total, NB = m->bn_layout.total + 1;
+	st->online = malloc(P * sizeof(float));
+	st->m = calloc(P, sizeof(float));
+	st->grad_sum = malloc(P * sizeof(float));
+	st->bn_running = calloc(NB, sizeof(float));
+	st->bn_sum = malloc(NB * sizeof(float));
+	if (m->cfg.optim == OPT_ADAMW)
+		st->v = calloc(P, sizeof(float));
+	if (m->cfg.method == METHOD_BYOL)
+		st->target = malloc(m->n_target * sizeof(float));
+	if (!st->online || !st->m || !st->grad_sum || !st->bn_running || !st->bn_sum ||
+	    (m->cfg.optim == OPT_ADAMW && !st->v) ||
+	    (m->cfg.method == METHOD_BYOL && !st->target)) {
+		train_state_free(st);
+		return byol_err(err, -ENOMEM, "out of memory for the training state");
+	}
+	/* running variances start at 1 */
+	for (int i = 0; i < m->bn_layout.n; i++)
+		if (strstr(m->bn_layout.t[i].name, "running_var"))
+			for (size_t j = 0; j < m->bn_layout.t[i].count; j++)
+				st->bn_running[m->bn_layout.t[i].offset + j] = 1.0f;
+	model_init_default(m, st->online, m->cfg.seed);
+	if (m->cfg.init == INIT_MODIFIED) {
+		int r = init_from_first_batch(m, plan, train, st->online, err);
+		if (r < 0) {
+			train_state_free(st);
+			return r;
+		}
+	}
+	if (st->target)
+		memcpy(st->target, st->online, m->n_target * sizeof(float));
+	return 0;
+}
+
+void train_state_free(train_state *st)
+{
+	free(st->online);
+	free(st->target);
+	free(st->m);
+	free(st->v);
+	free(st->bn_running);
+	free(st->grad_sum);
+	free(st->bn_sum);
+	memset(st, 0, sizeof(*st));
+}
+
+static optim_config optim_from(const experiment_config *c)
+{
+	optim_config o = {
+		.kind = c->optim == OPT_LARS ? OPTIM_LARS : c->optim == OPT_SGD ? OPTIM_SGD
+										: OPTIM_ADAMW,
+		.weight_decay = c->weight_decay,
+		.momentum = c->momentum,
+		.lars_eta = c->lars_eta,
+		.beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f,
+	};
+	return o;
+}
+
+int step_apply(const model *m, const step_plan *plan, train_state *st,
+	       const shard_result *results, int S, step_metrics *out, char *err)
+{
+	size_t P = m->L.total, NB = m->bn_layout.total;
+	long n = 0;
+	double loss = 0, collapse = 0;
+	memset(st->grad_sum, 0, P * sizeof(float));
+	memset(st->bn_sum, 0, NB * sizeof(float));
+	for (int j = 0; j < S; j++) {
+		const shard_result *r = &results[j];
+		for (size_t i = 0; i < P; i++)
+			st->grad_sum[i] += r->grad[i];
+		for (size_t i = 0; i < NB; i++)
+			st->bn_sum[i] += r->bn_stats[i];
+		n += r->n;
+		loss += r->loss;
+		collapse += r->collapse;
+	}
+	if (n <= 0)
+		return byol_err(err, -EINVAL, "step %ld: no samples in %d shards", st->step, S);
+	float scale = 1.0f / (float)n;
+	for (size_t i = 0; i < P; i++)
+		st->grad_sum[i] *= scale;
+	float lr = optim_lr_at(plan->base_lr, st->step, plan->warmup_steps, plan->total_steps);
+	optim_config oc = optim_from(&m->cfg);
+	int rc = optim_step(&oc, &m->L, st->online, st->grad_sum, st->m, st->v, lr, st->step);
+	if (rc < 0)
+		return byol_err(err, rc, "step %ld: the gradient is not finite (loss %g)", st->step,
+				loss / (double)n);
+	float inv_s = 1.0f / (float)S;
+	for (size_t i = 0; i < NB; i++)
+		st->bn_running[i] = (1.0f - BN_MOMENTUM) * st->bn_running[i] +
+				    BN_MOMENTUM * (st->bn_sum[i] * inv_s);
+	float tau = 0;
+	if (st->target) {
+		tau = ema_tau_at(m->cfg.tau_base, st->step, plan->total_steps);
+		ema_update(st->target, st->online, (long)m->n_target, tau);
+	}
+	if (out) {
+		out->step = st->step;
+		out->loss = loss / (double)n;
+		out->lr = lr;
+		out->tau = tau;
+		out->collapse = collapse / S;
+	}
+	st->step++;
+	return 0;
+}

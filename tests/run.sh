@@ -1,0 +1,32 @@
+#!/bin/sh
+# Runs every test binary in $BIN/tests (one process each, under a timeout) and the
+# end-to-end scripts in tests/e2e; prints "N passed, M failed" last.
+# TEST_FILTER=substring runs only the tests whose name contains it.
+BIN=${BIN:-bin}
+TIMEOUT=${TEST_TIMEOUT:-300}
+pass=0; fail=0; failed=""
+run() {
+	name=$1; shift
+	case "$name" in *"${TEST_FILTER:-}"*) ;; *) return ;; esac
+	start=$(date +%s)
+	if timeout "$TIMEOUT" "$@" >"$LOG/$name.log" 2>&1; then
+		pass=$((pass + 1)); status=ok
+	else
+		fail=$((fail + 1)); status=FAIL; failed="$failed $name"
+	fi
+	echo "$status $name ($(( $(date +%s) - start ))s)"
+	if [ $status = FAIL ]; then tail -n 30 "$LOG/$name.log" | sed 's/^/    /'; fi
+}
+LOG=$(mktemp -d)
+for t in "$BIN"/tests/test_*; do
+	[ -x "$t" ] || continue
+	run "$(basename "$t")" "$t"
+done
+for t in tests/e2e/*.sh; do
+	[ -f "$t" ] || continue
+	run "e2e_$(basename "$t" .sh)" env BIN="$BIN" sh "$t"
+done
+echo "logs in $LOG"
+[ -z "$failed" ] || echo "failed:$failed"
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]

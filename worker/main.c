@@ -1,0 +1,131 @@
+/*
+ * byol-worker — computes shard gradients for a coordinator, or, with --local, runs
+ * a whole experiment in this process.
+ */
+#include <cblas.h>
+#include <cjson/cJSON.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "byol/config.h"
+#include "byol/error.h"
+#include "byol/train.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: byol-worker --local EXPERIMENT.ini [--set section.key=value ...]\n"
+		"                   [--threads N] [--checkpoint FILE] [--quiet]\n"
+		"\n"
+		"  --local FILE      run the experiment in this process (both halves of every\n"
+		"                    step); progress on stderr, one JSON object on stdout\n"
+		"  --set S.K=V       override one experiment key (repeatable)\n"
+		"  --threads N       OpenBLAS threads (default: all cores)\n"
+		"  --checkpoint FILE write the final checkpoint (safetensors)\n"
+		"  --quiet           no progress lines\n"
+		"  --help-config     list every experiment key with its default\n");
+}
+
+static int print_report(const experiment_config *cfg, const train_report *r)
+{
+	cJSON *o = cJSON_CreateObject();
+	if (!o)
+		return -1;
+	cJSON_AddStringToObject(o, "name", cfg->name);
+	cJSON_AddStringToObject(o, "method", config_method_name(cfg->method));
+	if (r->probe_acc >= 0)
+		cJSON_AddNumberToObject(o, "probe_acc", r->probe_acc);
+	else
+		cJSON_AddNullToObject(o, "probe_acc");
+	if (r->knn_acc >= 0)
+		cJSON_AddNumberToObject(o, "knn_acc", r->knn_acc);
+	else
+		cJSON_AddNullToObject(o, "knn_acc");
+	cJSON_AddNumberToObject(o, "collapse", r->collapse);
+	cJSON_AddNumberToObject(o, "first_epoch_collapse", r->first_epoch_collapse);
+	cJSON_AddNumberToObject(o, "img_per_s", r->img_per_s);
+	cJSON_AddNumberToObject(o, "steps", (double)r->steps);
+	cJSON_AddNumberToObject(o, "final_loss", r->final_loss);
+	cJSON_AddNumberToObject(o, "train_seconds", r->train_seconds);
+	cJSON_AddNumberToObject(o, "eval_seconds", r->eval_seconds);
+	char *s = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	if (!s)
+		return -1;
+	printf("%s\n", s);
+	free(s);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"local", required_argument, 0, 'l'},
+		{"set", required_argument, 0, 's'},
+		{"threads", required_argument, 0, 't'},
+		{"checkpoint", required_argument, 0, 'c'},
+		{"quiet", no_argument, 0, 'q'},
+		{"help", no_argument, 0, 'h'},
+		{"help-config", no_argument, 0, 'H'},
+		{0, 0, 0, 0},
+	};
+	const char *local = NULL;
+	const char **sets = calloc((size_t)argc, sizeof(char *));
+	int nsets = 0, threads = 0, quiet = 0;
+	train_options topt = {0};
+	int c;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'l': local = optarg; break;
+		case 's': sets[nsets++] = optarg; break;
+		case 't':
+			threads = atoi(optarg);
+			if (threads < 1 || threads > 256) {
+				fprintf(stderr, "byol-worker: --threads %s: expected 1 to 256\n", optarg);
+				return 2;
+			}
+			break;
+		case 'c': topt.checkpoint_path = optarg; break;
+		case 'q': quiet = 1; break;
+		case 'h': usage(stdout); return 0;
+		case 'H': config_print_help(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (!local || optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (threads)
+		openblas_set_num_threads(threads);
+
+	char err[BYOL_ERR_LEN] = "";
+	experiment_config cfg;
+	config_defaults(&cfg);
+	if (config_parse_file(&cfg, local, err) < 0) {
+		fprintf(stderr, "byol-worker: %s\n", err);
+		return 1;
+	}
+	for (int i = 0; i < nsets; i++)
+		if (config_set(&cfg, sets[i], err) < 0) {
+			fprintf(stderr, "byol-worker: --set %s: %s\n", sets[i], err);
+			return 1;
+		}
+	if (config_validate(&cfg, err) < 0) {
+		fprintf(stderr, "byol-worker: %s: %s\n", local, err);
+		return 1;
+	}
+	if (cfg.n_sweep)
+		fprintf(stderr, "byol-worker: %s has a [sweep] of %d runs; --local runs the base "
+				"config only (submit it to byold to run the sweep)\n",
+			local, config_sweep_count(&cfg));
+	train_report rep;
+	if (train_local(&cfg, &topt, quiet ? NULL : stderr, &rep, err) < 0) {
+		fprintf(stderr, "byol-worker: %s\n", err);
+		return 1;
+	}
+	free(sets);
+	return print_report(&cfg, &rep) < 0 ? 1 : 0;
+}
