@@ -76,7 +76,8 @@ static void crop_box(const view_draws *d, const augment_params *p, int H, int W,
 		rmin = rmax = 1;
 	double lr0 = log(rmin), lr1 = log(rmax);
 	for (int t = 0; t < CROP_TRIES; t++) {
-		double target = area * (p->crop_min + (double)(p->crop_max - p->crop_min) * d->area[t]);
+		double frac = p->crop_min + (double)(p->crop_max - p->crop_min) * d->area[t];
+		double target = area * frac;
 		double ratio = exp(lr0 + (lr1 - lr0) * d->log_ratio[t]);
 		double fw = round(sqrt(target * ratio)), fh = round(sqrt(target / ratio));
 		if (fw > 0 && fw <= W && fh > 0 && fh <= H) {
@@ -196,7 +197,8 @@ static float grey_mean(const float *restrict x, size_t npix, int C)
 				lane[k] += 0.299f * p[0] + 0.587f * p[1] + 0.114f * p[2];
 			}
 		for (; i < n; i++)
-			lane[0] += 0.299f * x[3 * i] + 0.587f * x[3 * i + 1] + 0.114f * x[3 * i + 2];
+			lane[0] += 0.299f * x[3 * i] + 0.587f * x[3 * i + 1] +
+				   0.114f * x[3 * i + 2];
 	} else {
 		for (; i + VB <= n; i += VB)
 			for (int k = 0; k < VB; k++)

@@ -82,7 +82,7 @@ int idx_read(const char *path, uint8_t **data, int *ndim, int dims[4], char *err
 	int rc;
 
 	errno = 0;
-	gzFile f = gzopen(path, "rb");
+	gzFile f = gzopen(path, "rbe");     /* e: close on exec */
 	if (!f) {
 		int e = errno ? errno : ENOMEM;
 		return byol_err(err, -e, "%s: cannot open: %s", path, strerror(e));
@@ -94,8 +94,8 @@ int idx_read(const char *path, uint8_t **data, int *ndim, int dims[4], char *err
 	if ((rc = gz_read_all(f, head, 4, &got, path, "the header", 0, 4, err)) < 0)
 		goto fail;
 	if (got < 4) {
-		rc = byol_err(err, -EINVAL, "%s: truncated: expected a 4-byte idx header, got %zu bytes",
-			      path, got);
+		rc = byol_err(err, -EINVAL,
+			      "%s: truncated: expected a 4-byte idx header, got %zu bytes", path, got);
 		goto fail;
 	}
 	uint32_t magic = (uint32_t)head[0] << 24 | (uint32_t)head[1] << 16 |
@@ -107,8 +107,8 @@ int idx_read(const char *path, uint8_t **data, int *ndim, int dims[4], char *err
 	}
 	if (head[2] != IDX_TYPE_UBYTE) {
 		rc = byol_err(err, -EINVAL,
-			      "%s: unsupported idx data type 0x%02x (magic 0x%08x), expected 0x08 (unsigned byte)",
-			      path, head[2], magic);
+			      "%s: unsupported idx data type 0x%02x (magic 0x%08x), "
+			      "expected 0x08 (unsigned byte)", path, head[2], magic);
 		goto fail;
 	}
 	int nd = head[3];
@@ -130,7 +130,8 @@ int idx_read(const char *path, uint8_t **data, int *ndim, int dims[4], char *err
 	int overflow = 0;
 	for (int i = 0; i < nd; i++) {
 		const uint8_t *p = head + 4 + 4 * i;
-		uint32_t d = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+		uint32_t d = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+			     (uint32_t)p[2] << 8 | p[3];
 		if (d > INT_MAX) {
 			rc = byol_err(err, -EINVAL, "%s: dimension %d is %u, too large", path, i, d);
 			goto fail;

@@ -26,8 +26,9 @@ static uint8_t *make_image(int h, int w, int c, uint32_t salt)
 	for (int y = 0; y < h; y++)
 		for (int x = 0; x < w; x++)
 			for (int k = 0; k < c; k++) {
-				uint32_t v = (uint32_t)(y * 131 + x * 7 + k * 1009) * 2654435761u + salt;
-				img[(y * w + x) * c + k] = (uint8_t)((x * 4 + y * 3 + k * 50) % 128 + (v >> 25));
+				uint32_t v = (uint32_t)(y * 131 + x * 7 + k * 1009) * 2654435761u;
+				int ramp = (x * 4 + y * 3 + k * 50) % 128;
+				img[(y * w + x) * c + k] = (uint8_t)(ramp + ((v + salt) >> 25));
 			}
 	return img;
 }
@@ -490,21 +491,26 @@ static void test_blur_reference(void **state)
 				for (int x = 0; x < w; x++)
 					for (int ch = 0; ch < c; ch++) {
 						double a = 0;
-						for (int j = -r; j <= r; j++)
-							a += kern[j + r] * img[(y * w + ref_reflect(x + j, w)) * c + ch] / 255.0;
+						for (int j = -r; j <= r; j++) {
+							int xs = ref_reflect(x + j, w);
+							a += kern[j + r] * img[(y * w + xs) * c + ch] / 255.0;
+						}
 						tmp[(y * w + x) * c + ch] = a;
 					}
 			for (int y = 0; y < h; y++)
 				for (int x = 0; x < w; x++)
 					for (int ch = 0; ch < c; ch++) {
 						double a = 0;
-						for (int j = -r; j <= r; j++)
-							a += kern[j + r] * tmp[(ref_reflect(y + j, h) * w + x) * c + ch];
+						for (int j = -r; j <= r; j++) {
+							int ys = ref_reflect(y + j, h);
+							a += kern[j + r] * tmp[(ys * w + x) * c + ch];
+						}
 						ref[(y * w + x) * c + ch] = a;
 					}
 			for (size_t j = 0; j < n; j++)
 				if (fabs(v[j] - ref[j]) > 2e-6)
-					fail_msg("%dx%dx%d view %u value %zu: %.7f, reference %.7f (sigma %g, r %d)",
+					fail_msg("%dx%dx%d view %u value %zu: %.7f, "
+						 "reference %.7f (sigma %g, r %d)",
 						 h, w, c, i, j, v[j], ref[j], sigma, r);
 		}
 		free(img);
