@@ -49,6 +49,8 @@ LIB_SRCS := \
 	lib/safetensors.c \
 	lib/model.c \
 	lib/step.c \
+	lib/pool.c \
+	lib/runner.c \
 	lib/checkpoint.c \
 	lib/train.c
 

@@ -820,8 +820,8 @@ static int validate_one(const experiment_config *c, char *w)
 	if (c->encoder == ENCODER_CNN && c->n_cnn_strides != c->n_encoder_widths)
 		return why(w, "[model] cnn_strides: %d strides for %d encoder_widths (one per layer)",
 			   c->n_cnn_strides, c->n_encoder_widths);
-	if (!(c->lr > 0))
-		return why(w, "[optim] lr: must be > 0");
+	if (!(c->lr >= 0))   /* 0 freezes the weights: a baseline for the init */
+		return why(w, "[optim] lr: must be >= 0");
 	if (!(c->momentum < 1))
 		return why(w, "[optim] momentum: must be < 1");
 	if (c->optim == OPT_LARS && !(c->lars_eta > 0))

@@ -13,6 +13,7 @@
 #include "byol/error.h"
 #include "byol/loss.h"
 #include "byol/optim.h"
+#include "byol/pool.h"
 #include "byol/rng.h"
 
 #define BN_MOMENTUM 0.1f
@@ -231,11 +232,12 @@ int train_state_init(train_state *st, const model *m, const step_plan *plan,
 	st->grad_sum = malloc(P * sizeof(float));
 	st->bn_running = calloc(NB, sizeof(float));
 	st->bn_sum = malloc(NB * sizeof(float));
+	st->bad = calloc((size_t)m->L.n, sizeof(int));
 	if (m->cfg.optim == OPT_ADAMW)
 		st->v = calloc(P, sizeof(float));
 	if (m->cfg.method == METHOD_BYOL)
 		st->target = malloc(m->n_target * sizeof(float));
-	if (!st->online || !st->m || !st->grad_sum || !st->bn_running || !st->bn_sum ||
+	if (!st->online || !st->m || !st->grad_sum || !st->bn_running || !st->bn_sum || !st->bad ||
 	    (m->cfg.optim == OPT_ADAMW && !st->v) ||
 	    (m->cfg.method == METHOD_BYOL && !st->target)) {
 		train_state_free(st);
@@ -268,6 +270,7 @@ void train_state_free(train_state *st)
 	free(st->bn_running);
 	free(st->grad_sum);
 	free(st->bn_sum);
+	free(st->bad);
 	memset(st, 0, sizeof(*st));
 }
 
@@ -284,49 +287,115 @@ static optim_config optim_from(const experiment_config *c)
 	return o;
 }
 
+/* ---- step_apply, tensor by tensor (in parallel when the state has a pool) ---- */
+
+typedef struct {
+	const model *m;
+	train_state *st;
+	const shard_result *res;
+	int S;
+	float scale, lr, tau;
+	optim_config oc;
+	int *bad;               /* per tensor: the summed gradient is not finite */
+} apply_ctx;
+
+#define SUM_BLOCK 2048
+
+static void add_into(float *restrict dst, const float *restrict src, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		dst[i] += src[i];
+}
+
+static void scale_by(float *restrict dst, float s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		dst[i] *= s;
+}
+
+/* grad_sum = (r_0 + r_1 + ... + r_{S-1}) / n over tensor t, in shard order, a cache
+ * block at a time. */
+static void sum_tensor(void *arg, int thread, int t)
+{
+	apply_ctx *c = arg;
+	const param_tensor *T = &c->m->L.t[t];
+	float *dst = c->st->grad_sum;
+	int finite = 1;
+	for (size_t b = T->offset; b < T->offset + T->count; b += SUM_BLOCK) {
+		size_t n = T->offset + T->count - b < SUM_BLOCK ? T->offset + T->count - b : SUM_BLOCK;
+		memcpy(dst + b, c->res[0].grad + b, n * sizeof(float));
+		for (int j = 1; j < c->S; j++)
+			add_into(dst + b, c->res[j].grad + b, n);
+		scale_by(dst + b, c->scale, n);
+		finite &= optim_all_finite(dst + b, n);
+	}
+	c->bad[t] = !finite;
+}
+
+static void update_tensor(void *arg, int thread, int t)
+{
+	apply_ctx *c = arg;
+	const param_tensor *T = &c->m->L.t[t];
+	train_state *st = c->st;
+	optim_tensor_step(&c->oc, T, st->online, st->grad_sum, st->m, st->v, c->lr, st->step);
+	if (st->target && T->offset < c->m->n_target)
+		ema_update(st->target + T->offset, st->online + T->offset, (long)T->count, c->tau);
+}
+
+static void run_tasks(pool *p, pool_fn fn, void *arg, int n)
+{
+	if (p) {
+		pool_run(p, fn, arg, n);
+		return;
+	}
+	for (int i = 0; i < n; i++)
+		fn(arg, 0, i);
+}
+
 int step_apply(const model *m, const step_plan *plan, train_state *st,
 	       const shard_result *results, int S, step_metrics *out, char *err)
 {
-	size_t P = m->L.total, NB = m->bn_layout.total;
+	size_t NB = m->bn_layout.total;
 	long n = 0;
 	double loss = 0, collapse = 0;
-	memset(st->grad_sum, 0, P * sizeof(float));
-	memset(st->bn_sum, 0, NB * sizeof(float));
 	for (int j = 0; j < S; j++) {
-		const shard_result *r = &results[j];
-		for (size_t i = 0; i < P; i++)
-			st->grad_sum[i] += r->grad[i];
-		for (size_t i = 0; i < NB; i++)
-			st->bn_sum[i] += r->bn_stats[i];
-		n += r->n;
-		loss += r->loss;
-		collapse += r->collapse;
+		n += results[j].n;
+		loss += results[j].loss;
+		collapse += results[j].collapse;
 	}
-	if (n <= 0)
+	if (n <= 0 || S <= 0)
 		return byol_err(err, -EINVAL, "step %ld: no samples in %d shards", st->step, S);
-	float scale = 1.0f / (float)n;
-	for (size_t i = 0; i < P; i++)
-		st->grad_sum[i] *= scale;
-	float lr = optim_lr_at(plan->base_lr, st->step, plan->warmup_steps, plan->total_steps);
-	optim_config oc = optim_from(&m->cfg);
-	int rc = optim_step(&oc, &m->L, st->online, st->grad_sum, st->m, st->v, lr, st->step);
+	apply_ctx c = {
+		.m = m, .st = st, .res = results, .S = S,
+		.scale = 1.0f / (float)n,
+		.lr = optim_lr_at(plan->base_lr, st->step, plan->warmup_steps, plan->total_steps),
+		.tau = st->target ? ema_tau_at(m->cfg.tau_base, st->step, plan->total_steps) : 0,
+		.oc = optim_from(&m->cfg),
+		.bad = st->bad,
+	};
+	int rc = optim_check(&c.oc, c.lr, st->step, st->v);
 	if (rc < 0)
-		return byol_err(err, rc, "step %ld: the gradient is not finite (loss %g)", st->step,
-				loss / (double)n);
+		return byol_err(err, rc, "step %ld: bad optimizer settings", st->step);
+	run_tasks(st->pool, sum_tensor, &c, m->L.n);
+	for (int t = 0; t < m->L.n; t++)
+		if (c.bad[t])
+			return byol_err(err, -EINVAL, "step %ld: the gradient of %s is not finite "
+						      "(loss %g)", st->step, m->L.t[t].name,
+					loss / (double)n);
+	run_tasks(st->pool, update_tensor, &c, m->L.n);
+	/* BN running statistics: the shard mean of the batch statistics, in shard order */
+	memset(st->bn_sum, 0, NB * sizeof(float));
+	for (int j = 0; j < S; j++)
+		add_into(st->bn_sum, results[j].bn_stats, NB);
 	float inv_s = 1.0f / (float)S;
 	for (size_t i = 0; i < NB; i++)
 		st->bn_running[i] = (1.0f - BN_MOMENTUM) * st->bn_running[i] +
 				    BN_MOMENTUM * (st->bn_sum[i] * inv_s);
-	float tau = 0;
-	if (st->target) {
-		tau = ema_tau_at(m->cfg.tau_base, st->step, plan->total_steps);
-		ema_update(st->target, st->online, (long)m->n_target, tau);
-	}
 	if (out) {
 		out->step = st->step;
 		out->loss = loss / (double)n;
-		out->lr = lr;
-		out->tau = tau;
+		out->lr = c.lr;
+		out->tau = c.tau;
 		out->collapse = collapse / S;
 	}
 	st->step++;

@@ -3,6 +3,8 @@
  */
 #include "byol/train.h"
 
+#include <cblas.h>
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +15,7 @@
 #include "byol/checkpoint.h"
 #include "byol/error.h"
 #include "byol/eval.h"
+#include "byol/runner.h"
 
 #define FEATURE_BATCH 256
 
@@ -93,8 +96,9 @@ int train_local(const experiment_config *cfg, const train_options *opt, void *pr
 	dataset train = {0}, test = {0};
 	model m = {0};
 	train_state st = {0};
-	step_workspace *ws = NULL;
+	shard_runner *runner = NULL;
 	shard_result *res = NULL;
+	int *shard_ids = NULL;
 	step_plan plan;
 	int r, S = 0;
 	memset(rep, 0, sizeof(*rep));
@@ -109,23 +113,28 @@ int train_local(const experiment_config *cfg, const train_options *opt, void *pr
 	if ((r = train_state_init(&st, &m, &plan, &train, err)) < 0)
 		goto out;
 	S = plan.shards;
-	ws = step_workspace_new(&m, &plan);
+	int threads = opt && opt->threads > 0 ? opt->threads : 1;
+	runner = shard_runner_new(&m, &plan, threads);
 	res = calloc((size_t)S, sizeof(*res));
+	shard_ids = calloc((size_t)S, sizeof(int));
 	r = -ENOMEM;
-	if (!ws || !res) {
+	if (!runner || !res || !shard_ids) {
 		byol_err(err, r, "out of memory for the step workspace");
 		goto out;
 	}
-	for (int j = 0; j < S; j++)
+	st.pool = shard_runner_pool(runner);
+	for (int j = 0; j < S; j++) {
+		shard_ids[j] = j;
 		if ((r = shard_result_alloc(&res[j], &m)) < 0) {
 			byol_err(err, r, "out of memory for shard results");
 			goto out;
 		}
+	}
 	if (pf)
 		fprintf(pf, "byol: %s %s, %zu parameters, %ld steps of %d images (%d shards of %d), "
-			    "%ld images\n",
+			    "%ld images, %d threads\n",
 			config_method_name(cfg->method), cfg->encoder == ENCODER_MLP ? "mlp" : "cnn",
-			m.L.total, plan.total_steps, plan.batch, S, plan.shard, plan.n_train);
+			m.L.total, plan.total_steps, plan.batch, S, plan.shard, plan.n_train, threads);
 
 	long knn_every = cfg->knn_every_epochs > 0
 				 ? (long)lround(cfg->knn_every_epochs * (double)plan.steps_per_epoch)
@@ -135,8 +144,7 @@ int train_local(const experiment_config *cfg, const train_options *opt, void *pr
 	epoch_sums cur = {0}, first = {0};
 	while (st.step < plan.total_steps) {
 		long k = st.step;
-		for (int j = 0; j < S; j++)
-			step_shard_gradient(&m, ws, &plan, &train, st.online, st.target, k, j, &res[j]);
+		shard_runner_run(runner, &train, st.online, st.target, k, shard_ids, S, res);
 		step_metrics sm;
 		if ((r = step_apply(&m, &plan, &st, res, S, &sm, err)) < 0)
 			goto out;
@@ -160,6 +168,7 @@ int train_local(const experiment_config *cfg, const train_options *opt, void *pr
 		if (knn_every && st.step % knn_every == 0 && st.step < plan.total_steps) {
 			eval_report ev;
 			double e0 = now_seconds();
+			openblas_set_num_threads(threads);
 			if ((r = train_evaluate(&m, &st, &train, &test, 1, 0, &ev, err)) < 0)
 				goto out;
 			eval_time += now_seconds() - e0;
@@ -181,7 +190,8 @@ int train_local(const experiment_config *cfg, const train_options *opt, void *pr
 		goto out;
 	eval_report ev;
 	double e0 = now_seconds();
-	if ((r = train_evaluate(&m, &st, &train, &test, knn_every > 0, cfg->probe, &ev, err)) < 0)
+	openblas_set_num_threads(threads);
+	if ((r = train_evaluate(&m, &st, &train, &test, 1, cfg->probe, &ev, err)) < 0)
 		goto out;
 	rep->eval_seconds = eval_time + now_seconds() - e0;
 	rep->knn_acc = ev.knn_acc;
@@ -192,7 +202,8 @@ out:
 		for (int j = 0; j < S; j++)
 			shard_result_free(&res[j]);
 	free(res);
-	step_workspace_free(ws);
+	shard_runner_free(runner);
+	free(shard_ids);
 	train_state_free(&st);
 	model_free(&m);
 	dataset_free(&train);

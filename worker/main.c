@@ -2,12 +2,12 @@
  * byol-worker — computes shard gradients for a coordinator, or, with --local, runs
  * a whole experiment in this process.
  */
-#include <cblas.h>
 #include <cjson/cJSON.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "byol/config.h"
 #include "byol/error.h"
@@ -22,7 +22,7 @@ static void usage(FILE *f)
 		"  --local FILE      run the experiment in this process (both halves of every\n"
 		"                    step); progress on stderr, one JSON object on stdout\n"
 		"  --set S.K=V       override one experiment key (repeatable)\n"
-		"  --threads N       OpenBLAS threads (default: all cores)\n"
+		"  --threads N       shards computed at once, one core each (default: all cores)\n"
 		"  --checkpoint FILE write the final checkpoint (safetensors)\n"
 		"  --quiet           no progress lines\n"
 		"  --help-config     list every experiment key with its default\n");
@@ -98,8 +98,11 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (threads)
-		openblas_set_num_threads(threads);
+	if (!threads) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		threads = n > 0 ? (int)n : 1;
+	}
+	topt.threads = threads;
 
 	char err[BYOL_ERR_LEN] = "";
 	experiment_config cfg;

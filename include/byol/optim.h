@@ -41,6 +41,16 @@ typedef struct {
 int optim_step(const optim_config *c, const param_layout *L, float *params,
 	       const float *grad, float *m, float *v, float lr, long step);
 
+/* The pieces of optim_step, for callers that update tensors in parallel: the
+ * configuration check (0 or -EINVAL), the finiteness check of a buffer (1 when
+ * every float is finite), and one tensor's update — optim_step is optim_check,
+ * optim_all_finite of grad and params, then optim_tensor_step of each tensor, and
+ * gives the same bytes whichever order or thread the tensors are updated in. */
+int optim_check(const optim_config *c, float lr, long step, const float *v);
+int optim_all_finite(const float *x, size_t n);
+void optim_tensor_step(const optim_config *c, const param_tensor *T, float *params,
+		       const float *grad, float *m, float *v, float lr, long step);
+
 /* Learning rate at `step` of `total`: linear warmup from 0 over warmup steps
  * (lr at step s < warmup is base * (s + 1) / warmup, so base at s = warmup - 1),
  * then cosine decay from base at s = warmup to 0 at s = total:

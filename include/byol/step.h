@@ -50,6 +50,8 @@ typedef struct {
 	/* scratch of step_apply */
 	float *grad_sum;        /* (L.total) */
 	float *bn_sum;          /* (bn_layout.total) */
+	int *bad;               /* (L.n) */
+	struct pool *pool;      /* not owned; when set, step_apply runs tensors on it */
 } train_state;
 
 /* Allocates and initialises (default or data-dependent init from the first
@@ -93,8 +95,9 @@ typedef struct {
 } step_metrics;
 
 /* Coordinator half: applies step st->step from its S shard results (in shard
- * order, results[0..S-1]) and advances st->step. Returns 0, or -EINVAL when the
- * gradient is not finite (state unchanged). */
+ * order, results[0..S-1]) and advances st->step. Works tensor by tensor, on
+ * st->pool when set; the bytes do not depend on it. Returns 0, or -EINVAL when
+ * the gradient is not finite (state unchanged). */
 int step_apply(const model *m, const step_plan *plan, train_state *st,
 	       const shard_result *results, int S, step_metrics *out, char *err);
 

@@ -39,6 +39,7 @@ typedef struct {
 } train_report;
 
 typedef struct {
+	int threads;                    /* shards computed at once (default 1) */
 	const char *checkpoint_path;    /* final checkpoint, or NULL */
 	double progress_seconds;        /* seconds between progress lines (default 5) */
 } train_options;

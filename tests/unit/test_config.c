@@ -558,7 +558,6 @@ static void test_validate(void **state)
 		{ "augment.crop_ratio=2,1", "[augment] crop_ratio: (2, 1) must satisfy 0 < min <= max" },
 		{ "augment.crop_ratio=0,1", "[augment] crop_ratio: (0, 1) must satisfy 0 < min <= max" },
 		{ "model.encoder=cnn", "[model] cnn_strides: 3 strides for 3 encoder_widths (one per layer)" },
-		{ "optim.lr=0", "[optim] lr: must be > 0" },
 		{ "optim.momentum=1", "[optim] momentum: must be < 1" },
 		{ "optim.lars_eta=0", "[optim] lars_eta: must be > 0 with lars" },
 		{ "optim.warmup_epochs=10", "[optim] warmup_epochs: 10 is not below epochs 10" },

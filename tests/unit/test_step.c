@@ -9,11 +9,12 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 
 #include "byol/model.h"
+#include "byol/pool.h"
+#include "byol/runner.h"
 #include "byol/step.h"
 #include "testutil.h"
 
@@ -120,6 +121,9 @@ static void check_any_order(experiment_config *c)
 	step_workspace *ws[3];
 	for (int i = 0; i < 3; i++)
 		assert_non_null(ws[i] = step_workspace_new(&b.m, &b.plan));
+	pool *p = pool_new(2); /* and b applies its steps on two threads */
+	assert_non_null(p);
+	b.st.pool = p;
 	int order[4] = {3, 1, 2, 0};
 	for (int k = 0; k < 5; k++) {
 		run_step(&a, &d, NULL, NULL, 0);
@@ -128,6 +132,7 @@ static void check_any_order(experiment_config *c)
 	assert_same_state(&a, &b);
 	for (int i = 0; i < 3; i++)
 		step_workspace_free(ws[i]);
+	pool_free(p);
 	run_free(&a);
 	run_free(&b);
 	dataset_free(&d);
@@ -152,30 +157,50 @@ static void test_any_order_simclr_adamw(void **s)
 	check_any_order(&c);
 }
 
-/* A worker with 1 OpenBLAS thread and one with 2 compute the same bytes, on
- * shapes large enough for OpenBLAS to split the work. */
-static void test_thread_count_invariant(void **s)
+/* A worker running 1 shard at a time and one running 2 at once compute the same
+ * bytes, on shapes large enough for OpenBLAS's kernels to matter; and so does a
+ * worker that is given only some of the shards. */
+static void test_runner_thread_count_invariant(void **s)
 {
 	(void)s;
 	experiment_config c;
 	config_defaults(&c);
-	c.batch_size = 64;
-	c.shard_size = 64;
+	c.batch_size = 128;
+	c.shard_size = 32;
 	dataset d;
-	testutil_dataset(&d, 128, 28, 28, 1, 4);
+	testutil_dataset(&d, 256, 28, 28, 1, 4);
 	run a = {0};
 	run_make(&a, &c, &d);
-	shard_result r1, r2;
-	assert_int_equal(shard_result_alloc(&r1, &a.m), 0);
-	assert_int_equal(shard_result_alloc(&r2, &a.m), 0);
-	openblas_set_num_threads(1);
-	step_shard_gradient(&a.m, a.ws, &a.plan, &d, a.st.online, a.st.target, 0, 0, &r1);
-	openblas_set_num_threads(2);
-	step_shard_gradient(&a.m, a.ws, &a.plan, &d, a.st.online, a.st.target, 0, 0, &r2);
-	assert_memory_equal(r1.grad, r2.grad, a.m.L.total * sizeof(float));
-	assert_true(r1.loss == r2.loss);
-	shard_result_free(&r1);
-	shard_result_free(&r2);
+	int S = a.plan.shards;
+	shard_result *r1 = calloc((size_t)S, sizeof(*r1)), *r2 = calloc((size_t)S, sizeof(*r2));
+	for (int j = 0; j < S; j++) {
+		assert_int_equal(shard_result_alloc(&r1[j], &a.m), 0);
+		assert_int_equal(shard_result_alloc(&r2[j], &a.m), 0);
+	}
+	int all[4] = {0, 1, 2, 3}, some[2] = {3, 1};
+	shard_runner *one = shard_runner_new(&a.m, &a.plan, 1);
+	shard_runner *two = shard_runner_new(&a.m, &a.plan, 2);
+	assert_non_null(one);
+	assert_non_null(two);
+	shard_runner_run(one, &d, a.st.online, a.st.target, 1, all, S, r1);
+	shard_runner_run(two, &d, a.st.online, a.st.target, 1, all, S, r2);
+	for (int j = 0; j < S; j++) {
+		assert_memory_equal(r1[j].grad, r2[j].grad, a.m.L.total * sizeof(float));
+		assert_memory_equal(r1[j].bn_stats, r2[j].bn_stats,
+				    a.m.bn_layout.total * sizeof(float));
+		assert_true(r1[j].loss == r2[j].loss && r1[j].collapse == r2[j].collapse);
+	}
+	shard_runner_run(two, &d, a.st.online, a.st.target, 1, some, 2, r2);
+	assert_memory_equal(r1[3].grad, r2[0].grad, a.m.L.total * sizeof(float));
+	assert_memory_equal(r1[1].grad, r2[1].grad, a.m.L.total * sizeof(float));
+	shard_runner_free(one);
+	shard_runner_free(two);
+	for (int j = 0; j < S; j++) {
+		shard_result_free(&r1[j]);
+		shard_result_free(&r2[j]);
+	}
+	free(r1);
+	free(r2);
 	run_free(&a);
 	dataset_free(&d);
 }
@@ -274,7 +299,7 @@ int main(void)
 		cmocka_unit_test(test_same_seed_same_bytes),
 		cmocka_unit_test(test_any_order_byol),
 		cmocka_unit_test(test_any_order_simclr_adamw),
-		cmocka_unit_test(test_thread_count_invariant),
+		cmocka_unit_test(test_runner_thread_count_invariant),
 		cmocka_unit_test(test_shards_partition_epoch),
 		cmocka_unit_test(test_loss_falls),
 		cmocka_unit_test(test_nonfinite_gradient_rejected),

@@ -1,0 +1,31 @@
+#!/bin/sh
+# Learning checks of the engine on the full Fashion-MNIST split, one --local run
+# each; every run's JSON line is appended to $OUT (default bench/learning.jsonl).
+# usage: bench/learning.sh [NAME ...]   (no NAME: all of them, in order)
+set -eu
+cd "$(dirname "$0")/.."
+OUT=${OUT:-bench/learning.jsonl}
+THREADS=${THREADS:-2}
+EXP=deploy/examples/byol-fmnist.ini
+# the reference recipe: Adam lr 1e-3, B = 256, BN everywhere, 10 epochs
+REF="--set optim.name=adamw --set optim.lr=1e-3 --set optim.weight_decay=0 --set optim.warmup_epochs=0 --set eval.knn_every_epochs=0"
+run() {
+	name=$1; shift
+	echo "== $name: $*" >&2
+	start=$(date +%s)
+	line=$(bin/byol-worker --local $EXP --threads "$THREADS" --set experiment.name="$name" "$@")
+	echo "$line" | sed "s/}\$/,\"wall_s\":$(( $(date +%s) - start )),\"coretype\":\"${OPENBLAS_CORETYPE:-unset}\"}/" >> "$OUT"
+	echo "$line" >&2
+}
+all="random-init bn-10 none-10 gnws-modified-10 lars-10"
+[ $# -gt 0 ] && all="$*"
+for n in $all; do
+	case $n in
+	random-init) run $n $REF --set optim.lr=0 --set optim.epochs=1 ;;
+	bn-10) run $n $REF ;;
+	none-10) run $n $REF --set model.encoder_norm=none --set model.projector_norm=none --set model.predictor_norm=none ;;
+	gnws-modified-10) run $n $REF --set model.encoder_norm=gn_ws --set model.projector_norm=gn_ws --set model.predictor_norm=gn_ws --set model.init=modified ;;
+	lars-10) run $n --set eval.knn_every_epochs=0 ;;
+	*) echo "unknown run $n" >&2; exit 2 ;;
+	esac
+done
