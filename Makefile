@@ -104,11 +104,12 @@ T_safetensors := $(call o,error safetensors)
 T_frame       := $(call o,error frame) $(PROTO_OBJ)
 T_conn        := $(call o,error frame conn auth) $(PROTO_OBJ)
 T_auth        := $(call o,error auth)
+T_pool        := $(call o,error pool)
 T_model       := $(BUILD)/libbyol.a
 T_step        := $(BUILD)/libbyol.a
 T_checkpoint  := $(BUILD)/libbyol.a
 
-UNIT_TESTS := rng idx augment nn loss optim eval config safetensors model step checkpoint
+UNIT_TESTS := rng idx augment nn loss optim eval config safetensors model step checkpoint pool
 UNIT_BINS  := $(UNIT_TESTS:%=$(BIN)/tests/test_%)
 
 .SECONDEXPANSION:

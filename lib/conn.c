@@ -399,15 +399,16 @@ static wreq *pool_take(conn *c, size_t need)
 	return w;
 }
 
-/* Keeps large buffers for reuse, at most high_water bytes of them, dropping the
- * smallest ones first. */
+/* Keeps large buffers for reuse, at most 2 * high_water bytes of them (what a
+ * sender that pauses at high water can have in flight), dropping the smallest
+ * first. Fresh pages cost more here than the copy into them. */
 static void pool_give(conn *c, wreq *w)
 {
 	if (c->closing || w->cap < POOL_MIN) {
 		free(w);
 		return;
 	}
-	size_t limit = c->cfg->c.high_water;
+	size_t limit = 2 * c->cfg->c.high_water;
 	while (c->pool && c->pooled + w->cap > limit) {
 		wreq **small = &c->pool;
 		for (wreq **p = &c->pool; *p; p = &(*p)->next)
@@ -499,6 +500,11 @@ int conn_send(conn *c, const Byol__Envelope *e, char *err)
 	if (c->state != ST_OPEN)
 		return byol_err(err, -ENOTCONN, "conn %llu %s: the handshake has not "
 				"finished", (unsigned long long)c->id, c->peer);
+	if (e->msg_case == BYOL__ENVELOPE__MSG_SERVER_HELLO ||
+	    e->msg_case == BYOL__ENVELOPE__MSG_CLIENT_AUTH ||
+	    e->msg_case == BYOL__ENVELOPE__MSG_AUTH_RESULT)
+		return byol_err(err, -EINVAL, "%s is sent by the handshake only",
+				frame_msg_name(e->msg_case));
 	return send_frame(c, e, err);
 }
 

@@ -192,10 +192,11 @@ int frame_reader_commit(frame_reader *r, size_t n, frame_cb cb, void *ud, char *
 {
 	if (r->error)
 		return reader_dead(r, err);
-	if (n > r->prepared)
-		return byol_err(err, -EINVAL, "frame_reader_commit: %zu bytes committed, "
-				"%zu prepared", n, r->prepared);
+	size_t prepared = r->prepared;
 	r->prepared = 0;
+	if (n > prepared)
+		return byol_err(err, -EINVAL, "frame_reader_commit: %zu bytes committed, "
+				"%zu prepared", n, prepared);
 	if (!r->prepared_direct)
 		return frame_reader_feed(r, r->stage, n, cb, ud, err);
 	r->bytes += n;
