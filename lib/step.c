@@ -287,19 +287,48 @@ static optim_config optim_from(const experiment_config *c)
 	return o;
 }
 
-/* ---- step_apply, tensor by tensor (in parallel when the state has a pool) ---- */
+/* ---- the reduction tree ---- */
 
-typedef struct {
-	const model *m;
-	train_state *st;
-	const shard_result *res;
-	int S;
-	float scale, lr, tau;
-	optim_config oc;
-	int *bad;               /* per tensor: the summed gradient is not finite */
-} apply_ctx;
+/* Shard results are summed over a fixed binary tree on the shard indices: node
+ * [lo, hi) (hi - lo >= 2) has children [lo, mid) and [mid, hi), the left one the
+ * largest power of two below hi - lo. Floating-point addition is not
+ * associative; a fixed tree makes the sum the same bytes whatever node results a
+ * worker pre-reduced, so a worker holding an aligned block of shards can send one
+ * gradient for all of them. */
+int step_tree_mid(int lo, int hi)
+{
+	int len = hi - lo, left = 1;
+	while (left * 2 < len)
+		left *= 2;
+	return lo + left;
+}
 
-#define SUM_BLOCK 2048
+int step_tree_is_node(int S, int lo, int hi)
+{
+	int a = 0, b = S;
+	if (lo < 0 || hi > S || lo >= hi)
+		return 0;
+	while (!(a == lo && b == hi)) {
+		if (b - a < 2)
+			return 0;
+		int mid = step_tree_mid(a, b);
+		if (hi <= mid)
+			b = mid;
+		else if (lo >= mid)
+			a = mid;
+		else
+			return 0;
+	}
+	return 1;
+}
+
+static int nodes_valid(int S, const int *node_hi)
+{
+	for (int pos = 0; pos < S; pos = node_hi[pos])
+		if (!step_tree_is_node(S, pos, node_hi[pos]))
+			return 0;
+	return 1;
+}
 
 static void add_into(float *restrict dst, const float *restrict src, size_t n)
 {
@@ -313,8 +342,56 @@ static void scale_by(float *restrict dst, float s, size_t n)
 		dst[i] *= s;
 }
 
-/* grad_sum = (r_0 + r_1 + ... + r_{S-1}) / n over tensor t, in shard order, a cache
- * block at a time. */
+/* slots[lo].grad[b, b+n) = the sum of node [lo, hi) over that range, from the
+ * node results present (node_hi[x] = end of the node held in slots[x]; NULL:
+ * every slot holds a leaf). */
+static void tree_sum_range(shard_result *slots, const int *node_hi, int lo, int hi, size_t b,
+			   size_t n)
+{
+	if (node_hi ? node_hi[lo] == hi : hi - lo == 1)
+		return;
+	int mid = step_tree_mid(lo, hi);
+	tree_sum_range(slots, node_hi, lo, mid, b, n);
+	tree_sum_range(slots, node_hi, mid, hi, b, n);
+	add_into(slots[lo].grad + b, slots[mid].grad + b, n);
+}
+
+/* The same for the small parts: BN statistics, loss, collapse, samples. */
+static void tree_sum_small(shard_result *slots, const int *node_hi, int lo, int hi, size_t nb)
+{
+	if (node_hi ? node_hi[lo] == hi : hi - lo == 1)
+		return;
+	int mid = step_tree_mid(lo, hi);
+	tree_sum_small(slots, node_hi, lo, mid, nb);
+	tree_sum_small(slots, node_hi, mid, hi, nb);
+	add_into(slots[lo].bn_stats, slots[mid].bn_stats, nb);
+	slots[lo].loss += slots[mid].loss;
+	slots[lo].collapse += slots[mid].collapse;
+	slots[lo].n += slots[mid].n;
+}
+
+void step_reduce_node(const model *m, shard_result *leaves, int lo, int hi)
+{
+	tree_sum_range(leaves, NULL, lo, hi, 0, m->L.total);
+	tree_sum_small(leaves, NULL, lo, hi, m->bn_layout.total);
+}
+
+/* ---- step_apply, tensor by tensor (in parallel when the state has a pool) ---- */
+
+typedef struct {
+	const model *m;
+	train_state *st;
+	shard_result *slots;
+	const int *node_hi;
+	int S;
+	float scale, lr, tau;
+	optim_config oc;
+	int *bad;               /* per tensor: the summed gradient is not finite */
+} apply_ctx;
+
+#define SUM_BLOCK 2048
+
+/* grad_sum = tree sum / n over tensor t, a cache block at a time. */
 static void sum_tensor(void *arg, int thread, int t)
 {
 	apply_ctx *c = arg;
@@ -323,9 +400,8 @@ static void sum_tensor(void *arg, int thread, int t)
 	int finite = 1;
 	for (size_t b = T->offset; b < T->offset + T->count; b += SUM_BLOCK) {
 		size_t n = T->offset + T->count - b < SUM_BLOCK ? T->offset + T->count - b : SUM_BLOCK;
-		memcpy(dst + b, c->res[0].grad + b, n * sizeof(float));
-		for (int j = 1; j < c->S; j++)
-			add_into(dst + b, c->res[j].grad + b, n);
+		tree_sum_range(c->slots, c->node_hi, 0, c->S, b, n);
+		memcpy(dst + b, c->slots[0].grad + b, n * sizeof(float));
 		scale_by(dst + b, c->scale, n);
 		finite &= optim_all_finite(dst + b, n);
 	}
@@ -352,21 +428,21 @@ static void run_tasks(pool *p, pool_fn fn, void *arg, int n)
 		fn(arg, 0, i);
 }
 
-int step_apply(const model *m, const step_plan *plan, train_state *st,
-	       const shard_result *results, int S, step_metrics *out, char *err)
+int step_apply_nodes(const model *m, const step_plan *plan, train_state *st,
+		     shard_result *slots, const int *node_hi, step_metrics *out, char *err)
 {
+	int S = plan->shards;
 	size_t NB = m->bn_layout.total;
-	long n = 0;
-	double loss = 0, collapse = 0;
-	for (int j = 0; j < S; j++) {
-		n += results[j].n;
-		loss += results[j].loss;
-		collapse += results[j].collapse;
-	}
-	if (n <= 0 || S <= 0)
+	if (!nodes_valid(S, node_hi))
+		return byol_err(err, -EINVAL, "step %ld: the shard results do not cover the %d "
+					      "shards with nodes of the reduction tree", st->step, S);
+	tree_sum_small(slots, node_hi, 0, S, NB);
+	long n = slots[0].n;
+	double loss = slots[0].loss, collapse = slots[0].collapse;
+	if (n <= 0)
 		return byol_err(err, -EINVAL, "step %ld: no samples in %d shards", st->step, S);
 	apply_ctx c = {
-		.m = m, .st = st, .res = results, .S = S,
+		.m = m, .st = st, .slots = slots, .node_hi = node_hi, .S = S,
 		.scale = 1.0f / (float)n,
 		.lr = optim_lr_at(plan->base_lr, st->step, plan->warmup_steps, plan->total_steps),
 		.tau = st->target ? ema_tau_at(m->cfg.tau_base, st->step, plan->total_steps) : 0,
@@ -383,14 +459,11 @@ int step_apply(const model *m, const step_plan *plan, train_state *st,
 						      "(loss %g)", st->step, m->L.t[t].name,
 					loss / (double)n);
 	run_tasks(st->pool, update_tensor, &c, m->L.n);
-	/* BN running statistics: the shard mean of the batch statistics, in shard order */
-	memset(st->bn_sum, 0, NB * sizeof(float));
-	for (int j = 0; j < S; j++)
-		add_into(st->bn_sum, results[j].bn_stats, NB);
+	/* BN running statistics: the shard mean of the batch statistics */
 	float inv_s = 1.0f / (float)S;
 	for (size_t i = 0; i < NB; i++)
 		st->bn_running[i] = (1.0f - BN_MOMENTUM) * st->bn_running[i] +
-				    BN_MOMENTUM * (st->bn_sum[i] * inv_s);
+				    BN_MOMENTUM * (slots[0].bn_stats[i] * inv_s);
 	if (out) {
 		out->step = st->step;
 		out->loss = loss / (double)n;
@@ -400,4 +473,20 @@ int step_apply(const model *m, const step_plan *plan, train_state *st,
 	}
 	st->step++;
 	return 0;
+}
+
+int step_apply(const model *m, const step_plan *plan, train_state *st,
+	       shard_result *results, int S, step_metrics *out, char *err)
+{
+	if (S != plan->shards)
+		return byol_err(err, -EINVAL, "step %ld: %d shard results for %d shards", st->step,
+				S, plan->shards);
+	int *node_hi = malloc((size_t)S * sizeof(int));
+	if (!node_hi)
+		return byol_err(err, -ENOMEM, "out of memory");
+	for (int j = 0; j < S; j++)
+		node_hi[j] = j + 1;
+	int r = step_apply_nodes(m, plan, st, results, node_hi, out, err);
+	free(node_hi);
+	return r;
 }

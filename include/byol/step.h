@@ -12,7 +12,8 @@
  * (no gradient), the method's loss, backward -> a shard_result (gradient SUM over
  * the shard's samples, loss sum, BN batch statistics, collapse figure).
  *
- * Coordinator half, step_apply: sums shard results IN SHARD ORDER, divides by B,
+ * Coordinator half, step_apply: sums shard results over a fixed tree in SHARD
+ * ORDER (never arrival order), divides by B,
  * runs the optimizer at the step's learning rate, folds the BN batch statistics
  * into the running statistics, and (BYOL) moves the target towards the online
  * parameters with the step's tau. So the result of a step depends only on the
@@ -94,11 +95,32 @@ typedef struct {
 	double collapse;        /* mean over shards */
 } step_metrics;
 
-/* Coordinator half: applies step st->step from its S shard results (in shard
- * order, results[0..S-1]) and advances st->step. Works tensor by tensor, on
- * st->pool when set; the bytes do not depend on it. Returns 0, or -EINVAL when
- * the gradient is not finite (state unchanged). */
+/* The reduction tree. Shard results are summed over a fixed binary tree on the
+ * shard indices [0, S): node [lo, hi) with hi - lo >= 2 has the children [lo, mid)
+ * and [mid, hi), mid = step_tree_mid(lo, hi) (the left child is the largest power
+ * of two below hi - lo). Addition in floats is not associative; with the tree
+ * fixed, the sum is the same bytes whichever nodes were pre-reduced where, so a
+ * worker that holds a whole node of shards sends one result for all of them. */
+int step_tree_mid(int lo, int hi);
+/* 1 when [lo, hi) is a node of the tree over S shards. */
+int step_tree_is_node(int S, int lo, int hi);
+
+/* Worker side: reduces the leaf results leaves[lo .. hi-1] (shards lo .. hi-1)
+ * into leaves[lo], which then holds node [lo, hi). Overwrites the others. */
+void step_reduce_node(const model *m, shard_result *leaves, int lo, int hi);
+
+/* Coordinator half: applies step st->step. slots[x] holds the result of tree node
+ * [x, node_hi[x]) for x = 0, node_hi[0], node_hi[node_hi[0]], ... up to S: the
+ * nodes must partition the shards. The sum runs over the tree in place (the
+ * slots are overwritten); then the optimizer, the BN running statistics and (BYOL)
+ * the EMA target, tensor by tensor, on st->pool when set — the bytes do not
+ * depend on it. Advances st->step. Returns 0, or -EINVAL when the nodes do not
+ * partition the shards or the gradient is not finite (train state unchanged). */
+int step_apply_nodes(const model *m, const step_plan *plan, train_state *st,
+		     shard_result *slots, const int *node_hi, step_metrics *out, char *err);
+
+/* step_apply_nodes with all S leaves: results[j] is shard j (overwritten). */
 int step_apply(const model *m, const step_plan *plan, train_state *st,
-	       const shard_result *results, int S, step_metrics *out, char *err);
+	       shard_result *results, int S, step_metrics *out, char *err);
 
 #endif

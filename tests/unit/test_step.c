@@ -293,6 +293,88 @@ static void test_nonfinite_gradient_rejected(void **s)
 	dataset_free(&d);
 }
 
+static void test_tree_nodes(void **s)
+{
+	(void)s;
+	assert_int_equal(step_tree_mid(0, 4), 2);
+	assert_int_equal(step_tree_mid(0, 6), 4);
+	assert_int_equal(step_tree_mid(0, 3), 2);
+	assert_int_equal(step_tree_mid(4, 6), 5);
+	assert_true(step_tree_is_node(4, 0, 4) && step_tree_is_node(4, 0, 2) &&
+		    step_tree_is_node(4, 2, 4) && step_tree_is_node(4, 3, 4));
+	assert_false(step_tree_is_node(4, 1, 3) || step_tree_is_node(4, 0, 3) ||
+		     step_tree_is_node(4, 2, 5) || step_tree_is_node(4, 2, 2));
+	assert_true(step_tree_is_node(6, 0, 4) && step_tree_is_node(6, 4, 6));
+	assert_false(step_tree_is_node(6, 2, 6) || step_tree_is_node(6, 3, 6));
+	assert_true(step_tree_is_node(3, 0, 2) && step_tree_is_node(3, 2, 3));
+}
+
+/* Leaves applied by the coordinator, or nodes pre-reduced by "workers": the
+ * same bytes. */
+static void check_partition(int batch, const int *groups, int ngroups)
+{
+	experiment_config c;
+	small_config(&c);
+	c.batch_size = batch;
+	dataset d;
+	testutil_dataset(&d, 2 * batch, 6, 6, 1, 5);
+	run a = {0}, b = {0};
+	run_make(&a, &c, &d);
+	run_make(&b, &c, &d);
+	int S = a.plan.shards, *node_hi = calloc((size_t)S, sizeof(int));
+	char err[BYOL_ERR_LEN];
+	for (int k = 0; k < 3; k++) {
+		run_step(&a, &d, NULL, NULL, 0);
+		for (int j = 0; j < S; j++)
+			step_shard_gradient(&b.m, b.ws, &b.plan, &d, b.st.online, b.st.target,
+					    b.st.step, j, &b.res[j]);
+		for (int g = 0, lo = 0; g < ngroups; lo = groups[g++]) {
+			step_reduce_node(&b.m, b.res, lo, groups[g]);
+			node_hi[lo] = groups[g];
+		}
+		assert_int_equal(step_apply_nodes(&b.m, &b.plan, &b.st, b.res, node_hi, NULL, err), 0);
+	}
+	assert_same_state(&a, &b);
+	free(node_hi);
+	run_free(&a);
+	run_free(&b);
+	dataset_free(&d);
+}
+
+static void test_partition_invariant(void **s)
+{
+	(void)s;
+	int two_two[] = {2, 4}, one_node[] = {4}, leaf_pair[] = {1, 2, 4};
+	check_partition(32, two_two, 2);     /* 4 shards: [0,2) [2,4) */
+	check_partition(32, one_node, 1);    /* one worker: [0,4) */
+	check_partition(32, leaf_pair, 3);   /* [0,1) [1,2) [2,4) */
+	int six[] = {4, 6}, six_b[] = {2, 4, 5, 6};
+	check_partition(48, six, 2);         /* 6 shards: [0,4) [4,6) */
+	check_partition(48, six_b, 4);
+}
+
+static void test_bad_partition_refused(void **s)
+{
+	(void)s;
+	experiment_config c;
+	small_config(&c);
+	dataset d;
+	testutil_dataset(&d, 96, 6, 6, 1, 1);
+	run a = {0};
+	run_make(&a, &c, &d);
+	for (int j = 0; j < a.plan.shards; j++)
+		step_shard_gradient(&a.m, a.ws, &a.plan, &d, a.st.online, a.st.target, 0, j,
+				    &a.res[j]);
+	int bad[4] = {1, 3, 0, 4}; /* [0,1) [1,3) [3,4): [1,3) is not a node */
+	char err[BYOL_ERR_LEN] = "";
+	float w0 = a.st.online[0];
+	assert_true(step_apply_nodes(&a.m, &a.plan, &a.st, a.res, bad, NULL, err) < 0);
+	assert_non_null(strstr(err, "reduction tree"));
+	assert_true(a.st.step == 0 && a.st.online[0] == w0);
+	run_free(&a);
+	dataset_free(&d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -303,6 +385,9 @@ int main(void)
 		cmocka_unit_test(test_shards_partition_epoch),
 		cmocka_unit_test(test_loss_falls),
 		cmocka_unit_test(test_nonfinite_gradient_rejected),
+		cmocka_unit_test(test_tree_nodes),
+		cmocka_unit_test(test_partition_invariant),
+		cmocka_unit_test(test_bad_partition_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
