@@ -282,7 +282,7 @@ static optim_config optim_from(const experiment_config *c)
 		.weight_decay = c->weight_decay,
 		.momentum = c->momentum,
 		.lars_eta = c->lars_eta,
-		.beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f,
+		.beta1 = c->momentum, .beta2 = 0.999f, .eps = 1e-8f,
 	};
 	return o;
 }
