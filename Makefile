@@ -71,18 +71,16 @@ $(BUILD)/proto/byol.pb-c.c $(BUILD)/proto/byol.pb-c.h: proto/byol.proto
 $(BUILD)/proto/byol.pb-c.o: $(BUILD)/proto/byol.pb-c.c
 	$(CC) $(filter-out -Wshadow -Wstrict-prototypes,$(CFLAGS)) -c -o $@ $<
 
-# every object that includes the generated header waits for it
-$(WIRE_SRCS:%.c=$(BUILD)/%.o): $(BUILD)/proto/byol.pb-c.h
-
 PROGRAMS := $(BIN)/byol-worker
 
 all: $(PROGRAMS)
 
-$(BUILD)/%.o: %.c
+# every object may include the generated protocol header: make it first
+$(BUILD)/%.o: %.c | $(BUILD)/proto/byol.pb-c.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/libbyol.a: $(LIB_OBJS)
+$(BUILD)/libbyol.a: $(LIB_OBJS) $(WIRE_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
@@ -109,7 +107,8 @@ T_model       := $(BUILD)/libbyol.a
 T_step        := $(BUILD)/libbyol.a
 T_checkpoint  := $(BUILD)/libbyol.a
 
-UNIT_TESTS := rng idx augment nn loss optim eval config safetensors model step checkpoint pool
+UNIT_TESTS := rng idx augment nn loss optim eval config safetensors model step checkpoint pool \
+              frame conn auth
 UNIT_BINS  := $(UNIT_TESTS:%=$(BIN)/tests/test_%)
 
 .SECONDEXPANSION:

@@ -13,7 +13,9 @@ run() {
 	name=$1; shift
 	echo "== $name: $*" >&2
 	start=$(date +%s)
-	line=$(bin/byol-worker --local $EXP --threads "$THREADS" --set experiment.name="$name" "$@")
+	mkdir -p "${CKPT_DIR:-/tmp/byol-learning}"
+	line=$(bin/byol-worker --local $EXP --threads "$THREADS" --set experiment.name="$name" \
+		--checkpoint "${CKPT_DIR:-/tmp/byol-learning}/$name.safetensors" "$@")
 	echo "$line" | sed "s/}\$/,\"wall_s\":$(( $(date +%s) - start )),\"coretype\":\"${OPENBLAS_CORETYPE:-unset}\"}/" >> "$OUT"
 	echo "$line" >&2
 }

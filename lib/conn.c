@@ -14,6 +14,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -36,6 +37,11 @@ enum {
 };
 
 #define POOL_MIN ((size_t)64 << 10) /* write buffers this large are pooled */
+
+_Static_assert((int)BYOL__ROLE__ROLE_WORKER == (int)AUTH_ROLE_WORKER &&
+		       (int)BYOL__ROLE__ROLE_CLIENT == (int)AUTH_ROLE_CLIENT &&
+		       (int)BYOL__ROLE__ROLE_UNSPECIFIED == (int)AUTH_ROLE_SERVER,
+	       "auth.h role bytes must match byol.Role");
 
 /* A write request owns its frame: this header, then cap bytes. */
 typedef struct wreq {
@@ -109,7 +115,7 @@ struct conn {
 	char discard[4096];      /* reads while closing */
 };
 
-static uint64_t next_id = 1;
+static uint64_t next_id; /* conns may live on loops in several threads */
 
 static int printable(const char *s)
 {
@@ -221,8 +227,8 @@ static conn *conn_new(uv_loop_t *loop, int is_pipe, char *err)
 	c->h.handle.data = c;
 	c->timer.data = c;
 	c->handles = 2;
-	c->id = next_id++;
-	frame_reader_init(&c->rd, 0);
+	c->id = __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED);
+	frame_reader_init(&c->rd, 0); /* given the config's limit once known */
 	frame_arena_init(&c->arena);
 	return c;
 }
@@ -849,6 +855,7 @@ static void on_connection(uv_stream_t *ls, int status)
 	c->is_server = 1;
 	c->srv = s;
 	c->cfg = &s->cfg;
+	frame_reader_init(&c->rd, s->cfg.c.max_frame);
 	c->next = s->conns;
 	if (s->conns)
 		s->conns->prev = c;
@@ -1083,6 +1090,7 @@ static conn *client_new(uv_loop_t *loop, int is_pipe, const char *peer,
 	}
 	c->own = k;
 	c->cfg = &c->own;
+	frame_reader_init(&c->rd, k.c.max_frame);
 	c->state = ST_CONNECTING;
 	snprintf(c->peer, sizeof(c->peer), "%s%.120s", is_pipe ? "unix:" : "", peer);
 	uv_timer_start(&c->timer, timer_cb, k.c.handshake_ms, 0);

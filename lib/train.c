@@ -210,3 +210,42 @@ out:
 	dataset_free(&test);
 	return r;
 }
+
+int train_eval_checkpoint(const experiment_config *cfg, const char *path, int threads,
+			  train_report *rep, char *err)
+{
+	dataset train = {0}, test = {0};
+	model m = {0};
+	train_state st = {0};
+	step_plan plan;
+	int r;
+	memset(rep, 0, sizeof(*rep));
+	rep->knn_acc = rep->probe_acc = -1;
+	if ((r = dataset_load_dir(&train, &test, cfg->data_dir, cfg->train_limit, err)) < 0)
+		return r;
+	experiment_config c = *cfg;
+	c.init = INIT_DEFAULT; /* the checkpoint holds the parameters */
+	if ((r = model_build(&m, cfg, train.h, train.w, train.c, err)) < 0 ||
+	    (r = step_plan_make(&plan, &c, train.n, err)) < 0)
+		goto out;
+	m.cfg = c;
+	r = train_state_init(&st, &m, &plan, &train, err);
+	m.cfg = *cfg;
+	if (r < 0 || (r = checkpoint_load(path, &m, &st, err)) < 0)
+		goto out;
+	openblas_set_num_threads(threads > 0 ? threads : 1);
+	eval_report ev;
+	double e0 = now_seconds();
+	if ((r = train_evaluate(&m, &st, &train, &test, 1, cfg->probe, &ev, err)) < 0)
+		goto out;
+	rep->eval_seconds = now_seconds() - e0;
+	rep->steps = st.step;
+	rep->knn_acc = ev.knn_acc;
+	rep->probe_acc = ev.probe_acc;
+out:
+	train_state_free(&st);
+	model_free(&m);
+	dataset_free(&train);
+	dataset_free(&test);
+	return r;
+}

@@ -17,13 +17,15 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: byol-worker --local EXPERIMENT.ini [--set section.key=value ...]\n"
-		"                   [--threads N] [--checkpoint FILE] [--quiet]\n"
+		"                   [--threads N] [--checkpoint FILE | --eval FILE] [--quiet]\n"
 		"\n"
 		"  --local FILE      run the experiment in this process (both halves of every\n"
 		"                    step); progress on stderr, one JSON object on stdout\n"
 		"  --set S.K=V       override one experiment key (repeatable)\n"
 		"  --threads N       shards computed at once, one core each (default: all cores)\n"
 		"  --checkpoint FILE write the final checkpoint (safetensors)\n"
+		"  --eval FILE       do not train: evaluate the checkpoint FILE (written by a\n"
+		"                    run of the same experiment) with kNN and the probe\n"
 		"  --quiet           no progress lines\n"
 		"  --help-config     list every experiment key with its default\n");
 }
@@ -66,12 +68,13 @@ int main(int argc, char **argv)
 		{"set", required_argument, 0, 's'},
 		{"threads", required_argument, 0, 't'},
 		{"checkpoint", required_argument, 0, 'c'},
+		{"eval", required_argument, 0, 'e'},
 		{"quiet", no_argument, 0, 'q'},
 		{"help", no_argument, 0, 'h'},
 		{"help-config", no_argument, 0, 'H'},
 		{0, 0, 0, 0},
 	};
-	const char *local = NULL;
+	const char *local = NULL, *eval_path = NULL;
 	const char **sets = calloc((size_t)argc, sizeof(char *));
 	int nsets = 0, threads = 0, quiet = 0;
 	train_options topt = {0};
@@ -88,6 +91,7 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'c': topt.checkpoint_path = optarg; break;
+		case 'e': eval_path = optarg; break;
 		case 'q': quiet = 1; break;
 		case 'h': usage(stdout); return 0;
 		case 'H': config_print_help(stdout); return 0;
@@ -125,7 +129,9 @@ int main(int argc, char **argv)
 				"config only (submit it to byold to run the sweep)\n",
 			local, config_sweep_count(&cfg));
 	train_report rep;
-	if (train_local(&cfg, &topt, quiet ? NULL : stderr, &rep, err) < 0) {
+	int rc = eval_path ? train_eval_checkpoint(&cfg, eval_path, threads, &rep, err)
+			   : train_local(&cfg, &topt, quiet ? NULL : stderr, &rep, err);
+	if (rc < 0) {
 		fprintf(stderr, "byol-worker: %s\n", err);
 		return 1;
 	}

@@ -4,7 +4,8 @@
  *
  * A conn embeds its uv_tcp_t / uv_pipe_t (handle->data points back at it) and a
  * timer, and is freed only in their close callbacks, never while a callback that
- * received it is still running. Everything happens on the loop thread.
+ * received it is still running. A conn and its server belong to one loop and are
+ * used on that loop's thread only (loops in several threads are fine).
  *
  * Handshake (proto/byol.proto has the messages): a server-side conn sends
  * ServerHello with a fresh random nonce at once, accepts one ClientAuth, checks
@@ -27,17 +28,29 @@
  * conn that was open (for client conns: whose connect callback reported 0), last
  * thing before the conn is freed; the conn pointer is dangling after it returns.
  *
+ * Reading: each conn owns a frame_reader and a frame_arena (frame.h), so a large
+ * frame is read straight into its buffer in 64 KiB pieces and unpacked without a
+ * malloc once the first frame of that size has been seen.
+ *
  * Writing: conn_send packs an Envelope into a buffer owned by the write request
- * (reused through a small per-conn pool for large frames, so steady traffic
- * allocates nothing) and queues it. The bytes queued and not yet written are
- * conn_write_queue_size; crossing cfg.high_water calls cfg.on_high_water, falling
- * back to half of it calls cfg.on_drain. The watermark is advisory: conn_send
- * never refuses for it; a sender is expected to pause.
+ * and queues it; the buffer goes back to a per-conn pool in the write callback
+ * (frames of 64 KiB and more, at most 2 * high_water bytes kept), so a steady
+ * stream of large frames allocates nothing and touches no fresh pages. The bytes
+ * queued and not yet written are conn_write_queue_size; going over
+ * cfg.high_water calls cfg.on_high_water, falling back to half of it calls
+ * cfg.on_drain. The watermark is advisory: conn_send never refuses for it; a
+ * sender is expected to pause between the two callbacks.
+ *
+ * Signals: the first listen or connect sets SIGPIPE to SIG_IGN unless the program
+ * has installed a handler of its own: a peer that vanishes must not end the
+ * process.
  *
  * Codes (negative errno, libuv's codes being the same on Linux): -EACCES failed
  * authentication, -EPROTO a protocol violation, -EMSGSIZE a frame over the limit,
- * -EBADMSG a malformed frame, -ETIMEDOUT a handshake timeout, -EPIPE a send on a
- * closing conn, -ENOTCONN a send before the handshake finished, any socket error.
+ * -EBADMSG a malformed frame, -ETIMEDOUT a handshake timeout, -ECONNRESET a peer
+ * gone during the handshake, -ECANCELED a connect cancelled or a server shutting
+ * down, -EPIPE a send on a closing conn, -ENOTCONN a send before the handshake
+ * finished, any socket error.
  */
 #ifndef BYOL_CONN_H
 #define BYOL_CONN_H
@@ -78,9 +91,11 @@ typedef struct {
 	 * owner may attach its state with conn_set_data. */
 	void (*on_open)(conn *c);
 	/* A message from the open conn. msg and everything it points to (bytes
-	 * fields included) live only until the callback returns: copy what you
-	 * keep. Handshake messages never arrive here. The callback may send, close
-	 * this or any conn, or close the server. */
+	 * fields included, 16-byte aligned) live only until the callback returns:
+	 * copy what you keep. Handshake messages never arrive here. The callback
+	 * may send, close this or any conn, or close the server. A message the
+	 * owner does not accept from this peer is answered like a malformed frame:
+	 * conn_close(c, -EPROTO, "unexpected %s", frame_msg_name(msg->msg_case)). */
 	void (*on_message)(conn *c, Byol__Envelope *msg);
 	/* The open conn is gone: code 0 for an orderly close by either side, else
 	 * why (see the top); reason is one line. Called once, from the close
@@ -146,8 +161,9 @@ int conn_connect_pipe(uv_loop_t *loop, const char *path, const conn_config *cfg,
 
 /* Packs e into a frame and queues it. Returns 0; -EPIPE when the conn is closing
  * or closed; -ENOTCONN before the handshake has finished; -EMSGSIZE over
- * cfg.max_frame; -EINVAL for an Envelope with no message; -ENOMEM; a write error
- * (the conn then closes). e is not kept: it may be freed when this returns. */
+ * cfg.max_frame; -EINVAL for an Envelope with no message or a handshake message
+ * (those are conn's own); -ENOMEM; a write error (the conn then closes). e is not
+ * kept: it and its bytes may be freed or reused as soon as this returns. */
 int conn_send(conn *c, const Byol__Envelope *e, char *err);
 
 /* Bytes queued by conn_send and not yet written to the socket. */
@@ -158,12 +174,16 @@ size_t conn_write_queue_size(const conn *c);
  * handshake_ms), then close. code < 0: at once, dropping what is queued, after
  * logging "reason" and telling the peer (best effort). A second call with
  * code < 0 turns an orderly close into an immediate one; any other repeat is
- * ignored. The owner hears of it through on_close (or the connect callback). */
+ * ignored. On a client conn still connecting, any close cancels it: the connect
+ * callback hears code, or -ECANCELED for code 0. The owner hears of every close
+ * through on_close (or the connect callback), never from inside conn_close. */
 void conn_close(conn *c, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 /* Stops (on = 0) or resumes (on = 1) reading from the peer: the owner's own
- * back-pressure. Returns 0, -EPIPE on a closing conn, or a libuv error. */
+ * back-pressure. Takes effect from the next read: messages already read (at
+ * most one 64 KiB piece) are still delivered. Returns 0, -EPIPE on a closing
+ * conn, or a libuv error. */
 int conn_set_reading(conn *c, int on);
 
 /* 1 while c is open and not closing. */

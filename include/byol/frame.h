@@ -55,6 +55,7 @@
 #define FRAME_MAX_DEFAULT ((size_t)256 << 20) /* 256 MiB */
 #define FRAME_MAX_LIMIT ((size_t)UINT32_MAX)  /* what 4 bytes can say */
 #define FRAME_READ_SIZE ((size_t)64 << 10)    /* default piece of a direct read */
+#define FRAME_DIRECT_MIN ((size_t)32 << 10)   /* smallest rest read in place */
 
 /* Called once per complete frame with its L payload bytes (the Envelope, without
  * the length prefix). `frame` is valid only during the call (it points into the
@@ -108,7 +109,6 @@ int frame_reader_feed(frame_reader *r, const void *data, size_t len, frame_cb cb
  * caller reads up to *len bytes there, then calls frame_reader_commit with the
  * count (or nothing, if the read gave no data). Returns 0, -ENOMEM, or the
  * reader's error. The reader owns the buffer. */
-#define FRAME_DIRECT_MIN ((size_t)32 << 10)
 int frame_reader_prepare(frame_reader *r, uint8_t **buf, size_t *len, char *err);
 
 /* Takes the n bytes just read into the space the last prepare handed out
