@@ -205,6 +205,7 @@ struct store {
 	sqlite3 *db;
 	char *path;
 	int version;
+	char op[160];             /* what the current call is doing, for messages */
 	sqlite3_stmt *st[N_ST];
 };
 
@@ -287,33 +288,34 @@ static int map_rc(sqlite3 *db, int rc)
 	case SQLITE_RANGE:
 		return -EINVAL;
 	case SQLITE_CANTOPEN:
+		return sys > 0 ? -sys : -EIO;
 	case SQLITE_IOERR:
-		return sys == ENOSPC ? -ENOSPC : sys > 0 && (rc & 0xff) == SQLITE_CANTOPEN ? -sys
-										: -EIO;
+		return sys == ENOSPC ? -ENOSPC : -EIO;
 	default: /* SQLITE_CORRUPT, SQLITE_NOTADB, SQLITE_ERROR, ... */
 		return -EIO;
 	}
 }
 
-/* "<db path>: <what>: <SQLite's message>" into err; returns the mapped code.
- * Reads the message before anything else runs on the connection. */
-__attribute__((format(printf, 4, 5)))
-static int fail(store *s, int rc, char *err, const char *fmt, ...)
+/* Names what the current call does, for the messages of fail(). */
+__attribute__((format(printf, 2, 3)))
+static void op(store *s, const char *fmt, ...)
 {
-	int code = map_rc(s->db, rc);
-	if (err) {
-		char what[256];
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(what, sizeof(what), fmt, ap);
-		va_end(ap);
-		const char *msg = sqlite3_errmsg(s->db);
-		if ((rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB)
-			byol_err(err, code, "%s: %s: database file is damaged (%s)", s->path, what, msg);
-		else
-			byol_err(err, code, "%s: %s: %s", s->path, what, msg);
-	}
-	return code;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(s->op, sizeof(s->op), fmt, ap);
+	va_end(ap);
+}
+
+/* "<db path>: <op>: <SQLite's message>" into err; returns the mapped code.
+ * Call it before anything else runs on the connection (the message is its). */
+static int fail(store *s, int rc, char *err)
+{
+	int code = map_rc(s->db, rc), prim = rc & 0xff;
+	const char *msg = sqlite3_errmsg(s->db);
+	if (prim == SQLITE_CORRUPT || prim == SQLITE_NOTADB)
+		return byol_err(err, code, "%s: %s: the database file is damaged (%s)", s->path,
+				s->op, msg);
+	return byol_err(err, code, "%s: %s: %s", s->path, s->op, msg);
 }
 
 static void done(sqlite3_stmt *st)
@@ -322,43 +324,33 @@ static void done(sqlite3_stmt *st)
 	sqlite3_clear_bindings(st);
 }
 
-/* Steps a statement that returns no rows, then resets it. */
-static int run_stmt(store *s, int id)
+/* Steps statement id (bound by the caller) to its end and resets it. */
+static int exec(store *s, int id, char *err)
 {
-	int rc = sqlite3_step(s->st[id]);
-	sqlite3_reset(s->st[id]);
-	sqlite3_clear_bindings(s->st[id]);
-	return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
-}
-
-/* As run_stmt, keeping SQLite's error message for fail() (reset keeps it too,
- * but clear_bindings may not run before fail reads it). */
-static int exec(store *s, int id, char *err, const char *what, int64_t arg)
-{
-	int rc = sqlite3_step(s->st[id]);
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-		int code = fail(s, rc, err, what, arg);
-		done(s->st[id]);
-		return code;
-	}
+	int rc = sqlite3_step(s->st[id]), code = 0;
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		code = fail(s, rc, err);
 	done(s->st[id]);
-	return 0;
+	return code;
 }
 
-static int begin(store *s, char *err, const char *what, int64_t arg)
+static int begin(store *s, char *err)
 {
-	return exec(s, ST_BEGIN, err, what, arg);
+	return exec(s, ST_BEGIN, err);
 }
 
-static int commit(store *s, char *err, const char *what, int64_t arg)
+static int commit(store *s, char *err)
 {
-	return exec(s, ST_COMMIT, err, what, arg);
+	return exec(s, ST_COMMIT, err);
 }
 
+/* Ends a failed transaction, if SQLite has not already rolled it back. */
 static void rollback(store *s)
 {
-	if (!sqlite3_get_autocommit(s->db))
-		run_stmt(s, ST_ROLLBACK);
+	if (!sqlite3_get_autocommit(s->db)) {
+		sqlite3_step(s->st[ST_ROLLBACK]);
+		sqlite3_reset(s->st[ST_ROLLBACK]);
+	}
 }
 
 static void copy_col(char *dst, size_t n, sqlite3_stmt *st, int col)
@@ -408,6 +400,14 @@ static int name_ok(const char *name, const char *what, int allow_empty, char *er
 	return 0;
 }
 
+/* A read statement that is already walking (its callback called us again). */
+static int reentered(store *s, int id, char *err)
+{
+	if (!sqlite3_stmt_busy(s->st[id]))
+		return 0;
+	return byol_err(err, -EBUSY, "%s: %s: called from its own callback", s->path, s->op);
+}
+
 /* ---- open / close ---- */
 
 static int pragma_int(store *s, const char *q, int *out, char *err)
@@ -427,7 +427,8 @@ static int pragma_int(store *s, const char *q, int *out, char *err)
 			code = byol_err(err, -EIO, "%s: not a SQLite database (%s)", s->path,
 					sqlite3_errmsg(s->db));
 		else
-			code = fail(s, rc, err, "%s", q);
+			op(s, "%s", q);
+			code = fail(s, rc, err);
 		sqlite3_finalize(st);
 		return code;
 	}
@@ -440,8 +441,9 @@ static int migrate(store *s, char *err)
 	for (int v = s->version; v < N_MIGRATIONS; v++) {
 		int rc, cur = 0;
 		char *msg = NULL, set[64];
+		op(s, "migrate the schema to version %d", v + 1);
 		if ((rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL)) != SQLITE_OK)
-			return fail(s, rc, err, "migrate schema to version %d", v + 1);
+			return fail(s, rc, err);
 		/* another process may have migrated while we waited for the lock */
 		if ((rc = pragma_int(s, "PRAGMA user_version", &cur, err)) < 0) {
 			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
@@ -484,8 +486,8 @@ int store_open(store **out, const char *path, char *err)
 	rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 				   SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE, NULL);
 	if (rc != SQLITE_OK) {
-		code = s->db ? fail(s, rc, err, "open") : byol_err(err, -ENOMEM, "%s: open: out of "
-								   "memory", path);
+		op(s, "open");
+		code = s->db ? fail(s, rc, err) : byol_err(err, -ENOMEM, "%s: out of memory", path);
 		goto fail;
 	}
 	sqlite3_extended_result_codes(s->db, 1);
@@ -526,7 +528,8 @@ int store_open(store **out, const char *path, char *err)
 		}
 	}
 	if (rc != SQLITE_OK) {
-		code = fail(s, rc, err, "set WAL mode");
+		op(s, "set WAL mode");
+		code = fail(s, rc, err);
 		sqlite3_finalize(jm);
 		goto fail;
 	}
@@ -543,7 +546,8 @@ int store_open(store **out, const char *path, char *err)
 	for (int i = 0; i < N_ST; i++) {
 		rc = sqlite3_prepare_v3(s->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL);
 		if (rc != SQLITE_OK) {
-			code = fail(s, rc, err, "prepare statement %d", i);
+			op(s, "prepare statement %d", i);
+			code = fail(s, rc, err);
 			goto fail;
 		}
 	}
@@ -613,7 +617,8 @@ int store_experiment_add(store *s, const char *name, const char *config_json,
 					runs[i].name);
 	}
 	int64_t now = now_ms();
-	if ((code = begin(s, err, "add experiment%.0ld", 0L)) < 0)
+	op(s, "add experiment '%s'", name);
+	if ((code = begin(s, err)) < 0)
 		return code;
 	sqlite3_stmt *e = s->st[ST_EXP_INSERT], *r = s->st[ST_RUN_INSERT];
 	sqlite3_bind_text(e, 1, name, -1, SQLITE_STATIC);
@@ -621,7 +626,7 @@ int store_experiment_add(store *s, const char *name, const char *config_json,
 	sqlite3_bind_int(e, 3, n_runs);
 	sqlite3_bind_text(e, 4, config_json, -1, SQLITE_STATIC);
 	sqlite3_bind_text(e, 5, ini_text, -1, SQLITE_STATIC); /* NULL binds NULL */
-	if ((code = exec(s, ST_EXP_INSERT, err, "add experiment%.0ld", 0L)) < 0)
+	if ((code = exec(s, ST_EXP_INSERT, err)) < 0)
 		goto fail;
 	int64_t eid = sqlite3_last_insert_rowid(s->db);
 	for (int i = 0; i < n_runs; i++) {
@@ -633,12 +638,14 @@ int store_experiment_add(store *s, const char *name, const char *config_json,
 		sqlite3_bind_int64(r, 6, now);
 		sqlite3_bind_int64(r, 7, runs[i].total_steps);
 		sqlite3_bind_text(r, 8, runs[i].config_json, -1, SQLITE_STATIC);
-		if ((code = exec(s, ST_RUN_INSERT, err, "add run %ld of the experiment", (long)i)) < 0)
+		op(s, "add run '%s' of experiment '%s'", runs[i].name, name);
+		if ((code = exec(s, ST_RUN_INSERT, err)) < 0)
 			goto fail;
 		if (run_ids)
 			run_ids[i] = sqlite3_last_insert_rowid(s->db);
 	}
-	if ((code = commit(s, err, "add experiment%.0ld", 0L)) < 0)
+	op(s, "add experiment '%s'", name);
+	if ((code = commit(s, err)) < 0)
 		goto fail;
 	*experiment_id = eid;
 	return 0;
@@ -667,7 +674,8 @@ int store_experiment_get(store *s, int64_t id, store_experiment *out, char *err)
 	} else if (rc == SQLITE_DONE) {
 		code = byol_err(err, -ENOENT, "no experiment %ld", (long)id);
 	} else {
-		code = fail(s, rc, err, "read experiment %ld", (long)id);
+		op(s, "read experiment %ld", (long)id);
+		code = fail(s, rc, err);
 	}
 	done(st);
 	return code;
@@ -709,21 +717,19 @@ static int run_from_row(sqlite3_stmt *st, store_run *r)
 	return 0;
 }
 
-/* first row of statement id (bound by the caller) into *out */
-static int run_one(store *s, int id, store_run *out, char *err, const char *what, int64_t arg)
+/* first row of statement id (bound by the caller) into *out; -ENOENT if none */
+static int run_one(store *s, int id, store_run *out, char *err)
 {
 	sqlite3_stmt *st = s->st[id];
 	int rc = sqlite3_step(st), code = 0;
 	memset(out, 0, sizeof(*out));
 	if (rc == SQLITE_ROW) {
 		if (run_from_row(st, out) < 0)
-			code = byol_err(err, -ENOMEM, "out of memory reading a run");
+			code = byol_err(err, -ENOMEM, "%s: out of memory", s->op);
 	} else if (rc == SQLITE_DONE) {
-		char w[128];
-		snprintf(w, sizeof(w), what, arg);
-		code = byol_err(err, -ENOENT, "%s: none", w);
+		code = -ENOENT;
 	} else {
-		code = fail(s, rc, err, what, arg);
+		code = fail(s, rc, err);
 	}
 	done(st);
 	return code;
@@ -731,16 +737,17 @@ static int run_one(store *s, int id, store_run *out, char *err, const char *what
 
 int store_run_get(store *s, int64_t id, store_run *out, char *err)
 {
+	op(s, "read run %ld", (long)id);
 	sqlite3_bind_int64(s->st[ST_RUN_GET], 1, id);
-	int code = run_one(s, ST_RUN_GET, out, err, "run %ld", id);
-	if (code == -ENOENT)
-		byol_err(err, code, "no run %ld", (long)id);
-	return code;
+	int code = run_one(s, ST_RUN_GET, out, err);
+	return code == -ENOENT ? byol_err(err, code, "no run %ld", (long)id) : code;
 }
 
 int store_run_next_queued(store *s, store_run *out, char *err)
 {
-	return run_one(s, ST_RUN_NEXT, out, err, "next queued run%.0ld", 0L);
+	op(s, "find the next queued run");
+	int code = run_one(s, ST_RUN_NEXT, out, err);
+	return code == -ENOENT ? byol_err(err, code, "no run is queued") : code;
 }
 
 void store_run_release(store_run *r)
@@ -784,7 +791,8 @@ int store_run_list(store *s, const store_run_filter *f, store_run **out, int *n,
 		cnt++;
 	}
 	if (!code && rc != SQLITE_DONE)
-		code = fail(s, rc, err, "list runs%.0ld", 0L);
+		op(s, "list runs");
+		code = fail(s, rc, err);
 	done(st);
 	if (code) {
 		store_runs_free(arr, cnt);
@@ -802,7 +810,8 @@ static int move(store *s, int64_t id, store_status to, const char *message, int 
 {
 	if ((int)to < 0 || (int)to >= N_STATUS)
 		return byol_err(err, -EINVAL, "run %ld: bad status %d", (long)id, (int)to);
-	int code = begin(s, err, "set status of run %ld", id), rc;
+	op(s, "move run %ld to %s", (long)id, store_status_name(to));
+	int code = begin(s, err), rc;
 	if (code < 0)
 		return code;
 	sqlite3_stmt *q = s->st[ST_RUN_STATUS], *u = s->st[ST_RUN_MOVE];
@@ -814,7 +823,7 @@ static int move(store *s, int64_t id, store_status to, const char *message, int 
 	else if (rc == SQLITE_DONE)
 		code = byol_err(err, -ENOENT, "no run %ld", (long)id);
 	else
-		code = fail(s, rc, err, "read status of run %ld", (long)id);
+		code = fail(s, rc, err);
 	done(q);
 	if (code < 0)
 		goto fail;
@@ -829,8 +838,7 @@ static int move(store *s, int64_t id, store_status to, const char *message, int 
 	sqlite3_bind_text(u, 4, message, -1, SQLITE_STATIC);
 	sqlite3_bind_int(u, 5, set_final);
 	sqlite3_bind_text(u, 6, final_json, -1, SQLITE_STATIC);
-	if ((code = exec(s, ST_RUN_MOVE, err, "set status of run %ld", id)) < 0 ||
-	    (code = commit(s, err, "set status of run %ld", id)) < 0)
+	if ((code = exec(s, ST_RUN_MOVE, err)) < 0 || (code = commit(s, err)) < 0)
 		goto fail;
 	return 0;
 fail:
@@ -858,7 +866,8 @@ int store_run_set_step(store *s, int64_t id, int64_t step, char *err)
 		return byol_err(err, -EINVAL, "run %ld: step %ld < 0", (long)id, (long)step);
 	sqlite3_bind_int64(s->st[ST_RUN_STEP], 1, id);
 	sqlite3_bind_int64(s->st[ST_RUN_STEP], 2, step);
-	int code = exec(s, ST_RUN_STEP, err, "set step of run %ld", id);
+	op(s, "set the step of run %ld", (long)id);
+	int code = exec(s, ST_RUN_STEP, err);
 	if (code == 0 && sqlite3_changes(s->db) == 0)
 		code = byol_err(err, -ENOENT, "no run %ld", (long)id);
 	return code;

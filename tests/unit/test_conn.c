@@ -5,7 +5,7 @@
  * length, a truncated frame, a wrong or missing token, a handshake message out
  * of turn, silence) each closed with a logged reason while a good client keeps
  * working; back-pressure; refused sends; connect failures reported once; listen
- * rules; and the throughput of 8 MiB ShardResult frames (client in its own
+ * rules; and the throughput of 8 MiB NodeResult frames (client in its own
  * thread and loop) with the allocations per frame.
  *
  * Every test counts callbacks, asserts the counts after uv_run and checks that
@@ -239,8 +239,8 @@ static void s_on_message(conn *c, Byol__Envelope *m)
 			send_heartbeat(c, m->heartbeat->seq); /* echo */
 		}
 		break;
-	case BYOL__ENVELOPE__MSG_SHARD_RESULT: {
-		Byol__ShardResult *r = m->shard_result;
+	case BYOL__ENVELOPE__MSG_NODE_RESULT: {
+		Byol__NodeResult *r = m->node_result;
 		if (W.mode == MODE_SINK) {
 			/* throughput: check, count, time */
 			size_t nf = r->grad.len / 4;
@@ -509,13 +509,13 @@ static void open_big(client *k)
 	float *g = malloc(n * sizeof(float));
 	assert_non_null(g);
 	fill(g, n, 42);
-	Byol__ShardResult r = BYOL__SHARD_RESULT__INIT;
+	Byol__NodeResult r = BYOL__NODE_RESULT__INIT;
 	Byol__Envelope e = BYOL__ENVELOPE__INIT;
 	r.step = 42;
 	r.grad.data = (uint8_t *)g;
 	r.grad.len = n * sizeof(float);
-	e.msg_case = BYOL__ENVELOPE__MSG_SHARD_RESULT;
-	e.shard_result = &r;
+	e.msg_case = BYOL__ENVELOPE__MSG_NODE_RESULT;
+	e.node_result = &r;
 	send_or_fail(k->c, &e);
 	free(g); /* conn_send keeps nothing of e */
 }
@@ -1038,7 +1038,7 @@ static void test_handshake_timeouts(void **state)
 	assert_int_equal(W.s_open, 0);
 }
 
-/* ---- throughput: 8 MiB ShardResults through conn, client in its own thread ---- */
+/* ---- throughput: 8 MiB NodeResults through conn, client in its own thread ---- */
 
 #define TP_FLOATS ((size_t)2 << 20)
 #define TP_FRAMES 80
@@ -1053,11 +1053,11 @@ static struct {
 
 static void tp_pump(conn *c)
 {
-	Byol__ShardResult r = BYOL__SHARD_RESULT__INIT;
+	Byol__NodeResult r = BYOL__NODE_RESULT__INIT;
 	Byol__Envelope e = BYOL__ENVELOPE__INIT;
 	char err[BYOL_ERR_LEN];
-	e.msg_case = BYOL__ENVELOPE__MSG_SHARD_RESULT;
-	e.shard_result = &r;
+	e.msg_case = BYOL__ENVELOPE__MSG_NODE_RESULT;
+	e.node_result = &r;
 	r.grad.data = (uint8_t *)TP.grad;
 	r.grad.len = TP_FLOATS * sizeof(float);
 	r.loss = 1.5;
@@ -1153,7 +1153,7 @@ static void test_throughput_8mib(void **state)
 	double bytes = (double)frames * (double)(TP_FLOATS * sizeof(float));
 	double gbs = bytes / (W.t1 - W.t0) / 1e9;
 	double allocs = (double)(W.allocs1 - W.allocs0) / frames;
-	print_message("throughput: 8 MiB ShardResult frames over loopback TCP: %.2f GB/s "
+	print_message("throughput: 8 MiB NodeResult frames over loopback TCP: %.2f GB/s "
 		      "(send + receive + unpack, %d frames after 16 warm-up), %.3f "
 		      "allocations per frame%s\n", gbs, frames, allocs,
 #ifdef COUNT_ALLOCS

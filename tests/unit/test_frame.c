@@ -461,11 +461,12 @@ static void test_pack_decode_roundtrip(void **state)
 	assert_non_null(grad);
 	for (size_t i = 0; i < nf; i++)
 		grad[i] = (float)i * 0.5f - 3.0f;
-	Byol__ShardResult sr = BYOL__SHARD_RESULT__INIT;
+	Byol__NodeResult sr = BYOL__NODE_RESULT__INIT;
 	Byol__Envelope e = BYOL__ENVELOPE__INIT;
 	sr.run_id = 7;
 	sr.step = 123456789012ull;
-	sr.shard = 3;
+	sr.lo = 2;
+	sr.hi = 4;
 	sr.grad.data = (uint8_t *)grad;
 	sr.grad.len = nf * sizeof(float);
 	sr.loss = -1.25;
@@ -476,8 +477,8 @@ static void test_pack_decode_roundtrip(void **state)
 	/* no message: refused */
 	assert_int_equal(frame_encode(&e, &buf, &len, err), -EINVAL);
 	assert_null(buf);
-	e.msg_case = BYOL__ENVELOPE__MSG_SHARD_RESULT;
-	e.shard_result = &sr;
+	e.msg_case = BYOL__ENVELOPE__MSG_NODE_RESULT;
+	e.node_result = &sr;
 	size_t fs = frame_size(&e);
 	assert_true(fs > nf * 4 + 4);
 	buf = malloc(fs);
@@ -499,11 +500,12 @@ static void test_pack_decode_roundtrip(void **state)
 	for (int round = 0; round < 5; round++) {
 		Byol__Envelope *d;
 		assert_int_equal(frame_decode(&a, buf + 4, fs - 4, &d, err), 0);
-		assert_int_equal(d->msg_case, BYOL__ENVELOPE__MSG_SHARD_RESULT);
-		Byol__ShardResult *r = d->shard_result;
+		assert_int_equal(d->msg_case, BYOL__ENVELOPE__MSG_NODE_RESULT);
+		Byol__NodeResult *r = d->node_result;
 		assert_int_equal(r->run_id, 7);
 		assert_int_equal(r->step, 123456789012ull);
-		assert_int_equal(r->shard, 3);
+		assert_int_equal(r->lo, 2);
+		assert_int_equal(r->hi, 4);
 		assert_int_equal(r->n, 64);
 		assert_true(r->loss == -1.25);
 		assert_int_equal(r->grad.len, nf * 4);
@@ -565,7 +567,7 @@ static void test_arena_grows_to_fit(void **state)
 static void test_msg_name(void **state)
 {
 	(void)state;
-	assert_string_equal(frame_msg_name(BYOL__ENVELOPE__MSG_SHARD_RESULT), "shard_result");
+	assert_string_equal(frame_msg_name(BYOL__ENVELOPE__MSG_NODE_RESULT), "node_result");
 	assert_string_equal(frame_msg_name(BYOL__ENVELOPE__MSG_CLIENT_AUTH), "client_auth");
 	assert_string_equal(frame_msg_name(0), "none");
 	assert_string_equal(frame_msg_name(999), "unknown");
