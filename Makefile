@@ -71,6 +71,16 @@ $(BUILD)/proto/byol.pb-c.c $(BUILD)/proto/byol.pb-c.h: proto/byol.proto
 $(BUILD)/proto/byol.pb-c.o: $(BUILD)/proto/byol.pb-c.c
 	$(CC) $(filter-out -Wshadow -Wstrict-prototypes,$(CFLAGS)) -c -o $@ $<
 
+# the programs: each list is owned by its program's directory
+DAEMON_SRCS := \
+	daemon/main.c \
+	daemon/store.c
+WORKER_SRCS := \
+	worker/main.c
+CLIENT_SRCS := \
+	client/main.c
+DAEMON_LIBS := $(shell pkg-config --libs sqlite3 libsystemd)
+
 PROGRAMS := $(BIN)/byol-worker
 
 all: $(PROGRAMS)
@@ -84,7 +94,15 @@ $(BUILD)/libbyol.a: $(LIB_OBJS) $(WIRE_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BIN)/byol-worker: $(BUILD)/worker/main.o $(BUILD)/libbyol.a
+$(BIN)/byol-worker: $(WORKER_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/libbyol.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BIN)/byold: $(DAEMON_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/libbyol.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(DAEMON_LIBS)
+
+$(BIN)/byolctl: $(CLIENT_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/libbyol.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
