@@ -14,7 +14,7 @@ run() {
 	echo "== $name: $*" >&2
 	start=$(date +%s)
 	mkdir -p "${CKPT_DIR:-/tmp/byol-learning}"
-	line=$(bin/byol-worker --local $EXP --threads "$THREADS" --set experiment.name="$name" \
+	line=$(${WORKER:-bin/byol-worker} --local $EXP --threads "$THREADS" --set experiment.name="$name" \
 		--checkpoint "${CKPT_DIR:-/tmp/byol-learning}/$name.safetensors" "$@")
 	echo "$line" | sed "s/}\$/,\"wall_s\":$(( $(date +%s) - start )),\"coretype\":\"${OPENBLAS_CORETYPE:-unset}\"}/" >> "$OUT"
 	echo "$line" >&2
