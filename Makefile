@@ -14,7 +14,7 @@ ifeq ($(SANITIZE),1)
 BUILD   := build-san
 BIN     := bin-san
 endif
-PKGS    := openblas inih libcjson zlib libsodium libuv libprotobuf-c
+PKGS    := openblas inih libcjson zlib libsodium libuv libprotobuf-c sqlite3
 TESTPKGS := cmocka
 OPT     ?= -O2
 CFLAGS  := -std=c11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra -Wshadow -Wstrict-prototypes \
@@ -46,6 +46,7 @@ LIB_SRCS := \
 	lib/optim.c \
 	lib/eval.c \
 	lib/config.c \
+	lib/config_json.c \
 	lib/safetensors.c \
 	lib/model.c \
 	lib/step.c \
@@ -61,6 +62,7 @@ PROTO_OBJ := $(BUILD)/proto/byol.pb-c.o
 WIRE_SRCS := \
 	lib/frame.c \
 	lib/conn.c \
+	lib/conn_net.c \
 	lib/auth.c
 WIRE_OBJS := $(WIRE_SRCS:%.c=$(BUILD)/%.o) $(PROTO_OBJ)
 
@@ -76,9 +78,12 @@ DAEMON_SRCS := \
 	daemon/main.c \
 	daemon/store.c
 WORKER_SRCS := \
-	worker/main.c
+	worker/main.c \
+	worker/net.c \
+	worker/run.c
 CLIENT_SRCS := \
-	client/main.c
+	client/main.c \
+	client/rpc.c
 DAEMON_LIBS := $(shell pkg-config --libs sqlite3 libsystemd)
 
 PROGRAMS := $(BIN)/byol-worker
@@ -112,21 +117,23 @@ T_rng         := $(call o,error rng)
 T_idx         := $(call o,error idx)
 T_augment     := $(call o,error rng augment)
 T_nn          := $(call o,error nn nn_norm nn_conv rng)
+T_nn_norm     := $(call o,error nn nn_norm nn_conv rng)
 T_loss        := $(call o,error loss rng)
 T_optim       := $(call o,error params optim)
 T_eval        := $(call o,error rng eval)
-T_config      := $(call o,error config)
+T_config      := $(call o,error config config_json)
 T_safetensors := $(call o,error safetensors)
 T_frame       := $(call o,error frame) $(PROTO_OBJ)
-T_conn        := $(call o,error frame conn auth) $(PROTO_OBJ)
+T_conn        := $(call o,error frame conn conn_net auth) $(PROTO_OBJ)
 T_auth        := $(call o,error auth)
 T_pool        := $(call o,error pool)
 T_model       := $(BUILD)/libbyol.a
 T_step        := $(BUILD)/libbyol.a
 T_checkpoint  := $(BUILD)/libbyol.a
+T_store       := $(call o,error) $(BUILD)/daemon/store.o
 
-UNIT_TESTS := rng idx augment nn loss optim eval config safetensors model step checkpoint pool \
-              frame conn auth
+UNIT_TESTS := rng idx augment nn nn_norm loss optim eval config safetensors model step checkpoint pool \
+              frame conn auth store
 UNIT_BINS  := $(UNIT_TESTS:%=$(BIN)/tests/test_%)
 
 .SECONDEXPANSION:

@@ -25,9 +25,11 @@ for n in $all; do
 	case $n in
 	random-init) run $n $REF --set optim.lr=0 --set optim.epochs=1 ;;
 	bn-10) run $n $REF ;;
+	bn-10-s256) run $n $REF --set data.shard_size=256 ;;
 	none-10) run $n $REF --set model.encoder_norm=none --set model.projector_norm=none --set model.predictor_norm=none ;;
 	gnws-modified-10) run $n $REF --set model.encoder_norm=gn_ws --set model.projector_norm=gn_ws --set model.predictor_norm=gn_ws --set model.init=modified ;;
 	lars-10) run $n --set eval.knn_every_epochs=0 ;;
+	lars-10-lr1) run $n --set eval.knn_every_epochs=0 --set optim.lr=1.0 ;;
 	*) echo "unknown run $n" >&2; exit 2 ;;
 	esac
 done

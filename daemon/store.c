@@ -454,9 +454,10 @@ static int pragma_int(store *s, const char *q, int *out, char *err)
 		if ((rc & 0xff) == SQLITE_NOTADB)
 			code = byol_err(err, -EIO, "%s: not a SQLite database (%s)", s->path,
 					sqlite3_errmsg(s->db));
-		else
+		else {
 			op(s, "%s", q);
 			code = fail(s, rc, err);
+		}
 		sqlite3_finalize(st);
 		return code;
 	}
@@ -479,7 +480,12 @@ static int migrate(store *s, char *err)
 		}
 		if (cur > v) {
 			sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
-			s->version = v = cur - 1;
+			if (cur > STORE_SCHEMA_VERSION)
+				return byol_err(err, -EPROTO, "%s: schema version %d is newer than "
+						"this byold knows (%d)", s->path, cur,
+						STORE_SCHEMA_VERSION);
+			s->version = cur;
+			v = cur - 1;
 			continue;
 		}
 		/* an integer from this file, not text from anyone */

@@ -1,10 +1,13 @@
 /*
- * config.c — the experiment file.
+ * config.c — the experiment file: the table, defaults, values, the INI file and
+ * --set. config_json.c holds the canonical JSON, the hash, validation, sweep
+ * expansion and --help; config_internal.h what the two share.
  *
- * Everything is driven by one table, `entries`: defaults are its default texts
- * run through the same parser as a file's values; the INI parser (libinih), the
- * --set overrides, the JSON reader and the [sweep] axes all go through
- * parse_value() + store_value(); the canonical JSON and --help walk it in order.
+ * Everything is driven by one table, `config_entries`: defaults are its default
+ * texts run through the same parser as a file's values; the INI parser (libinih),
+ * the --set overrides, the JSON reader and the [sweep] axes all go through
+ * config_parse_value() + store_value(); the canonical JSON and --help walk it in
+ * order.
  *
  * libinih 55 as Debian builds it does not pass line numbers to the handler
  * (INI_HANDLER_LINENO is 0), so we feed it through ini_parse_stream() with our
@@ -20,11 +23,9 @@
 #include "byol/data.h"
 #include "byol/error.h"
 
-#include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
-#include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,18 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { T_INT, T_U64, T_FLOAT, T_BOOL, T_STRING, T_ENUM, T_INT_LIST, T_FLOAT_PAIR } ctype;
-
-typedef struct {
-	const char *section, *key;
-	ctype type;
-	double min, max;                /* numbers; each element of a list */
-	const char *def;                /* default, as the file would write it */
-	size_t off;                     /* the field */
-	size_t count_off;               /* T_INT_LIST: its int count */
-	const char *const *names;       /* T_ENUM: NULL-terminated */
-	const char *help;
-} centry;
+#include "config_internal.h"
 
 static const char *const method_names[] = { "byol", "simsiam", "simclr", NULL };
 static const char *const encoder_names[] = { "mlp", "cnn", NULL };
@@ -57,8 +47,6 @@ _Static_assert(sizeof(method_kind) == sizeof(int) && sizeof(encoder_kind) == siz
 
 /* Seeds travel as JSON numbers (doubles): keep them exact. */
 #define SEED_MAX 9007199254740991.0     /* 2^53 - 1 */
-/* A sweep may not expand into more runs than this. */
-#define SWEEP_MAX_RUNS 4096
 
 #define F(field) offsetof(experiment_config, field)
 #define NUM(s, k, t, lo, hi, d, field, h) { s, k, t, lo, hi, d, F(field), 0, NULL, h }
@@ -66,7 +54,7 @@ _Static_assert(sizeof(method_kind) == sizeof(int) && sizeof(encoder_kind) == siz
 #define ENUM(s, k, n, d, field, h) { s, k, T_ENUM, 0, 0, d, F(field), 0, n, h }
 #define LIST(s, k, lo, hi, d, field, cnt, h) { s, k, T_INT_LIST, lo, hi, d, F(field), F(cnt), NULL, h }
 
-static const centry entries[] = {
+const centry config_entries[] = {
 	STR("experiment", "name", "byol", name, "name of the experiment"),
 	ENUM("experiment", "method", method_names, "byol", method, "training method"),
 	NUM("experiment", "seed", T_U64, 0, SEED_MAX, "1", seed,
@@ -131,23 +119,13 @@ static const centry entries[] = {
 	NUM("checkpoint", "keep", T_INT, 1, 1000, "3", keep, "checkpoints kept per run"),
 };
 
-#define N_ENTRIES ((int)(sizeof(entries) / sizeof(entries[0])))
+#define N_ENTRIES ((int)(sizeof(config_entries) / sizeof(config_entries[0])))
+
+const int config_n_entries = N_ENTRIES;
 
 /* ---- values ------------------------------------------------------------- */
 
-typedef struct {
-	int n;                          /* lists: element count */
-	long long i;                    /* T_INT, T_BOOL, T_ENUM */
-	uint64_t u;                     /* T_U64 */
-	float f[CONFIG_MAX_LIST];       /* T_FLOAT (f[0]), T_FLOAT_PAIR */
-	int list[CONFIG_MAX_LIST];      /* T_INT_LIST */
-	char s[CONFIG_STR_LEN];         /* T_STRING */
-} cvalue;
-
-#define WHY_LEN 320
-
-static int why(char *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int why(char *w, const char *fmt, ...)
+int config_why(char *w, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -169,9 +147,9 @@ static int parse_int(const centry *e, const char *t, long long *out, char *w)
 	errno = 0;
 	long long v = strtoll(t, &end, 10);
 	if (end == t || *skip_ws(end) || errno == ERANGE)
-		return why(w, "'%s' is not an integer", t);
+		return config_why(w, "'%s' is not an integer", t);
 	if ((double)v < e->min || (double)v > e->max)
-		return why(w, "%lld is out of range [%.0f, %.0f]", v, e->min, e->max);
+		return config_why(w, "%lld is out of range [%.0f, %.0f]", v, e->min, e->max);
 	*out = v;
 	return 0;
 }
@@ -181,9 +159,9 @@ static int parse_float(const centry *e, const char *t, float *out, char *w)
 	char *end;
 	double v = strtod(t, &end);
 	if (end == t || *skip_ws(end) || !isfinite(v))
-		return why(w, "'%s' is not a number", t);
+		return config_why(w, "'%s' is not a number", t);
 	if (v < e->min || v > e->max)
-		return why(w, "%s is out of range [%g, %g]", t, e->min, e->max);
+		return config_why(w, "%s is out of range [%g, %g]", t, e->min, e->max);
 	*out = (float)v;
 	return 0;
 }
@@ -195,18 +173,18 @@ static int parse_list(const centry *e, const char *text, cvalue *v, char *w)
 	const char *p = skip_ws(text);
 	v->n = 0;
 	if (!*p)
-		return why(w, "empty list");
+		return config_why(w, "empty list");
 	for (;;) {
 		const char *q = p;
 		while (*q && *q != ',' && !isspace((unsigned char)*q))
 			q++;
 		if (q == p)
-			return why(w, "'%s': empty list element", text);
+			return config_why(w, "'%s': empty list element", text);
 		if (v->n == max)
-			return why(w, "'%s': more than %d values", text, max);
+			return config_why(w, "'%s': more than %d values", text, max);
 		char tok[64];
 		if ((size_t)(q - p) >= sizeof(tok))
-			return why(w, "'%.*s' is not a number", (int)(q - p), p);
+			return config_why(w, "'%.*s' is not a number", (int)(q - p), p);
 		memcpy(tok, p, (size_t)(q - p));
 		tok[q - p] = '\0';
 		int rc;
@@ -224,18 +202,18 @@ static int parse_list(const centry *e, const char *text, cvalue *v, char *w)
 		if (*p == ',') {
 			p = skip_ws(p + 1);
 			if (!*p || *p == ',')
-				return why(w, "'%s': empty list element", text);
+				return config_why(w, "'%s': empty list element", text);
 		}
 		if (!*p)
 			break;
 	}
 	if (e->type == T_FLOAT_PAIR && v->n != 2)
-		return why(w, "'%s': expected two values (min, max)", text);
+		return config_why(w, "'%s': expected two values (min, max)", text);
 	return 0;
 }
 
 /* Parses `text` as a value of entry e. Returns 0 or -EINVAL with the reason in w. */
-static int parse_value(const centry *e, const char *text, cvalue *v, char *w)
+int config_parse_value(const centry *e, const char *text, cvalue *v, char *w)
 {
 	switch (e->type) {
 	case T_INT:
@@ -244,13 +222,14 @@ static int parse_value(const centry *e, const char *text, cvalue *v, char *w)
 		const char *p = skip_ws(text);
 		char *end;
 		if (!isdigit((unsigned char)*p))
-			return why(w, "'%s' is not a non-negative integer", text);
+			return config_why(w, "'%s' is not a non-negative integer", text);
 		errno = 0;
 		unsigned long long x = strtoull(p, &end, 10);
 		if (*skip_ws(end) || errno == ERANGE)
-			return why(w, "'%s' is not a non-negative integer", text);
+			return config_why(w, "'%s' is not a non-negative integer", text);
 		if ((double)x < e->min || (double)x > e->max)
-			return why(w, "%llu is out of range [%.0f, %.0f]", x, e->min, e->max);
+			return config_why(w, "%llu is out of range [%.0f, %.0f]", x, e->min,
+					  e->max);
 		v->u = x;
 		return 0;
 	}
@@ -265,15 +244,16 @@ static int parse_value(const centry *e, const char *text, cvalue *v, char *w)
 			if (strcasecmp(text, no[k]) == 0)
 				return v->i = 0, 0;
 		}
-		return why(w, "'%s' is not a boolean (true/false, yes/no, on/off, 1/0)", text);
+		return config_why(w, "'%s' is not a boolean (true/false, yes/no, on/off, 1/0)",
+				  text);
 	}
 	case T_STRING: {
 		size_t n = strlen(text);
 		if (n >= CONFIG_STR_LEN)
-			return why(w, "value longer than %d characters", CONFIG_STR_LEN - 1);
+			return config_why(w, "value longer than %d characters", CONFIG_STR_LEN - 1);
 		for (size_t k = 0; k < n; k++)
 			if ((unsigned char)text[k] < 0x20 || text[k] == 0x7f)
-				return why(w, "value holds a control character");
+				return config_why(w, "value holds a control character");
 		memcpy(v->s, text, n + 1);
 		return 0;
 	}
@@ -286,13 +266,13 @@ static int parse_value(const centry *e, const char *text, cvalue *v, char *w)
 		for (int k = 0; e->names[k]; k++)
 			len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s", k ? ", " : "",
 						e->names[k]);
-		return why(w, "'%s' is not one of %s", text, list);
+		return config_why(w, "'%s' is not one of %s", text, list);
 	}
 	case T_INT_LIST:
 	case T_FLOAT_PAIR:
 		return parse_list(e, text, v, w);
 	}
-	return why(w, "bad table entry");
+	return config_why(w, "bad table entry");
 }
 
 static void store_value(experiment_config *c, const centry *e, const cvalue *v)
@@ -327,33 +307,34 @@ static void store_value(experiment_config *c, const centry *e, const cvalue *v)
 	}
 }
 
-static int set_entry(experiment_config *c, const centry *e, const char *text, char *w)
+int config_set_entry(experiment_config *c, const centry *e, const char *text, char *w)
 {
 	cvalue v;
-	int rc = parse_value(e, text, &v, w);
+	int rc = config_parse_value(e, text, &v, w);
 	if (rc == 0)
 		store_value(c, e, &v);
 	return rc;
 }
 
-static int find_section(const char *section)
+int config_find_section(const char *section)
 {
 	for (int i = 0; i < N_ENTRIES; i++)
-		if (strcmp(entries[i].section, section) == 0)
+		if (strcmp(config_entries[i].section, section) == 0)
 			return i;
 	return -1;
 }
 
-static int find_entry(const char *section, const char *key)
+int config_find_entry(const char *section, const char *key)
 {
 	for (int i = 0; i < N_ENTRIES; i++)
-		if (strcmp(entries[i].section, section) == 0 && strcmp(entries[i].key, key) == 0)
+		if (strcmp(config_entries[i].section, section) == 0 &&
+		    strcmp(config_entries[i].key, key) == 0)
 			return i;
 	return -1;
 }
 
 /* "section.key" -> entry index, or -1. */
-static int find_dotted(const char *dotted)
+int config_find_dotted(const char *dotted)
 {
 	const char *dot = strchr(dotted, '.');
 	if (!dot || (size_t)(dot - dotted) >= 32)
@@ -361,19 +342,7 @@ static int find_dotted(const char *dotted)
 	char section[32];
 	memcpy(section, dotted, (size_t)(dot - dotted));
 	section[dot - dotted] = '\0';
-	return find_entry(section, dot + 1);
-}
-
-/* The shortest text that reads back as f, both as strtof reads it and as a
- * double rounded to float (the way the JSON reader gets it). */
-static void format_float(char *buf, size_t len, float f)
-{
-	for (int p = 1; p <= 9; p++) {
-		snprintf(buf, len, "%.*g", p, (double)f);
-		if (strtof(buf, NULL) == f && (float)strtod(buf, NULL) == f)
-			return;
-	}
-	snprintf(buf, len, "%.9g", (double)f);
+	return config_find_entry(section, dot + 1);
 }
 
 void config_defaults(experiment_config *c)
@@ -381,9 +350,21 @@ void config_defaults(experiment_config *c)
 	memset(c, 0, sizeof(*c));
 	char w[WHY_LEN];
 	for (int i = 0; i < N_ENTRIES; i++) {
-		int rc = set_entry(c, &entries[i], entries[i].def, w);
+		int rc = config_set_entry(c, &config_entries[i], config_entries[i].def, w);
 		(void)rc;       /* the table's defaults are tested to parse */
 	}
+}
+
+/* ---- names -------------------------------------------------------------- */
+
+const char *config_norm_name(norm_kind k)
+{
+	return (unsigned)k < 5 ? norm_names[k] : "?";
+}
+
+const char *config_method_name(method_kind k)
+{
+	return (unsigned)k < 3 ? method_names[k] : "?";
 }
 
 /* ---- sweep -------------------------------------------------------------- */
@@ -406,10 +387,11 @@ static void sweep_remove(experiment_config *c, int a)
 /* Parses "v1, v2, ..." for the key "section.key" into axis `ax`. */
 static int sweep_parse(config_sweep_axis *ax, const char *key, const char *values, char *w)
 {
-	int idx = find_dotted(key);
+	int idx = config_find_dotted(key);
 	if (idx < 0)
-		return why(w, "unknown key '%s' (a sweep line is section.key = v1, v2, ...)", key);
-	const centry *e = &entries[idx];
+		return config_why(w, "unknown key '%s' (a sweep line is section.key = v1, v2, ...)",
+				  key);
+	const centry *e = &config_entries[idx];
 	memset(ax, 0, sizeof(*ax));
 	snprintf(ax->key, sizeof(ax->key), "%s.%s", e->section, e->key);
 	cvalue v;
@@ -425,28 +407,28 @@ static int sweep_parse(config_sweep_axis *ax, const char *key, const char *value
 		while (r > p && isspace((unsigned char)r[-1]))
 			r--;
 		if (r == p) {
-			rc = why(w, "'%s': empty value", values);
+			rc = config_why(w, "'%s': empty value", values);
 			break;
 		}
 		if (ax->n == CONFIG_MAX_SWEEP_VALUES) {
-			rc = why(w, "more than %d values", CONFIG_MAX_SWEEP_VALUES);
+			rc = config_why(w, "more than %d values", CONFIG_MAX_SWEEP_VALUES);
 			break;
 		}
 		if (r - p >= CONFIG_STR_LEN) {
-			rc = why(w, "value longer than %d characters", CONFIG_STR_LEN - 1);
+			rc = config_why(w, "value longer than %d characters", CONFIG_STR_LEN - 1);
 			break;
 		}
 		char *dst = ax->values[ax->n];
 		memcpy(dst, p, (size_t)(r - p));
 		dst[r - p] = '\0';
 		char w2[WHY_LEN];
-		if (parse_value(e, dst, &v, w2) != 0) {
-			rc = why(w, "%s: %s", ax->key, w2);
+		if (config_parse_value(e, dst, &v, w2) != 0) {
+			rc = config_why(w, "%s: %s", ax->key, w2);
 			break;
 		}
 		for (int k = 0; k < ax->n; k++)
 			if (strcmp(ax->values[k], dst) == 0) {
-				rc = why(w, "%s: value '%s' given twice", ax->key, dst);
+				rc = config_why(w, "%s: value '%s' given twice", ax->key, dst);
 				break;
 			}
 		if (rc)
@@ -459,13 +441,14 @@ static int sweep_parse(config_sweep_axis *ax, const char *key, const char *value
 	return rc;
 }
 
-static int sweep_runs_ok(const experiment_config *c, char *w)
+int config_sweep_runs_ok(const experiment_config *c, char *w)
 {
 	long long runs = 1;
 	for (int a = 0; a < c->n_sweep; a++) {
 		runs *= c->sweep[a].n;
 		if (runs > SWEEP_MAX_RUNS)
-			return why(w, "the sweep expands to more than %d runs", SWEEP_MAX_RUNS);
+			return config_why(w, "the sweep expands to more than %d runs",
+					  SWEEP_MAX_RUNS);
 	}
 	return 0;
 }
@@ -480,61 +463,20 @@ static int sweep_add(experiment_config *c, const char *key, const char *values, 
 		return rc;
 	int a = sweep_find(c, ax.key), added = 0;
 	if (a >= 0 && !replace)
-		return why(w, "%s is already swept", ax.key);
+		return config_why(w, "%s is already swept", ax.key);
 	if (a < 0) {
 		if (c->n_sweep == CONFIG_MAX_SWEEP)
-			return why(w, "more than %d sweep axes", CONFIG_MAX_SWEEP);
+			return config_why(w, "more than %d sweep axes", CONFIG_MAX_SWEEP);
 		a = c->n_sweep++;
 		added = 1;
 	}
 	config_sweep_axis old = c->sweep[a];
 	c->sweep[a] = ax;
-	rc = sweep_runs_ok(c, w);
+	rc = config_sweep_runs_ok(c, w);
 	if (rc) {
 		c->sweep[a] = old;
 		c->n_sweep -= added;
 	}
-	return rc;
-}
-
-int config_sweep_count(const experiment_config *c)
-{
-	if (c->n_sweep < 0 || c->n_sweep > CONFIG_MAX_SWEEP)
-		return 0;
-	long long runs = 1;
-	for (int a = 0; a < c->n_sweep; a++) {
-		if (c->sweep[a].n < 1 || c->sweep[a].n > CONFIG_MAX_SWEEP_VALUES)
-			return 0;
-		runs *= c->sweep[a].n;
-	}
-	return runs > SWEEP_MAX_RUNS ? 0 : (int)runs;
-}
-
-int config_sweep_get(const experiment_config *base, int i, experiment_config *out, char *err)
-{
-	int runs = config_sweep_count(base);
-	if (i < 0 || i >= runs)
-		return byol_err(err, -EINVAL, "sweep run %d out of range [0, %d)", i, runs);
-	experiment_config *b = malloc(sizeof(*b));
-	if (!b)
-		return byol_err(err, -ENOMEM, "out of memory");
-	*b = *base;                     /* out may be base */
-	*out = *b;
-	out->n_sweep = 0;
-	memset(out->sweep, 0, sizeof(out->sweep));
-	int rc = 0;
-	for (int a = b->n_sweep - 1; a >= 0 && rc == 0; a--) {
-		const config_sweep_axis *ax = &b->sweep[a];
-		int k = i % ax->n;
-		i /= ax->n;
-		int idx = find_dotted(ax->key);
-		char w[WHY_LEN];
-		if (idx < 0)
-			rc = byol_err(err, -EINVAL, "[sweep] %s: unknown key", ax->key);
-		else if (set_entry(out, &entries[idx], ax->values[k], w) != 0)
-			rc = byol_err(err, -EINVAL, "[sweep] %s: %s", ax->key, w);
-	}
-	free(b);
 	return rc;
 }
 
@@ -571,7 +513,7 @@ static int ctx_fail(ini_ctx *x, int rc, const char *fmt, ...)
 
 static int known_section(const char *s)
 {
-	return strcmp(s, "sweep") == 0 || find_section(s) >= 0;
+	return strcmp(s, "sweep") == 0 || config_find_section(s) >= 0;
 }
 
 /* inih's reader: one physical line per call, like fgets. */
@@ -635,7 +577,7 @@ static int on_ini_value(void *user, const char *section, const char *key, const 
 	if (!*section)
 		return ctx_fail(x, -EINVAL, "%s: key outside any [section]", key);
 	if (strcmp(section, "sweep") == 0) {
-		int a = find_dotted(key);
+		int a = config_find_dotted(key);
 		if (a >= 0 && x->sweep_line[a])
 			return ctx_fail(x, -EINVAL, "[sweep] %s: duplicate key (first on line %d)", key,
 					x->sweep_line[a]);
@@ -646,13 +588,13 @@ static int on_ini_value(void *user, const char *section, const char *key, const 
 	}
 	if (!known_section(section))
 		return ctx_fail(x, -EINVAL, "unknown section [%s]", section);
-	int i = find_entry(section, key);
+	int i = config_find_entry(section, key);
 	if (i < 0)
 		return ctx_fail(x, -EINVAL, "[%s] %s: unknown key", section, key);
 	if (x->set_line[i] > 0)
 		return ctx_fail(x, -EINVAL, "[%s] %s: duplicate key (first on line %d)", section, key,
 				x->set_line[i]);
-	if (set_entry(x->c, &entries[i], val, w) != 0)
+	if (config_set_entry(x->c, &config_entries[i], val, w) != 0)
 		return ctx_fail(x, -EINVAL, "[%s] %s: %s", section, key, w);
 	x->set_line[i] = x->line;
 	return 1;
@@ -754,407 +696,26 @@ int config_set(experiment_config *c, const char *assignment, char *err)
 	const char *dot = strchr(key, '.');
 	if (!dot)
 		return byol_err(err, -EINVAL, "--set %s: expected section.key=value", assignment);
-	int i = find_dotted(key);
+	int i = config_find_dotted(key);
 	if (i < 0) {
 		int known = 0;
 		if ((size_t)(dot - key) < 32) {
 			char s[32];
 			memcpy(s, key, (size_t)(dot - key));
 			s[dot - key] = '\0';
-			known = find_section(s) >= 0;
+			known = config_find_section(s) >= 0;
 		}
 		return byol_err(err, -EINVAL, "--set: [%.*s] %s: %s", (int)(dot - key), key, dot + 1,
 				known ? "unknown key" : "unknown section");
 	}
-	if (set_entry(c, &entries[i], val, w) != 0)
-		return byol_err(err, -EINVAL, "--set: [%s] %s: %s", entries[i].section,
-				entries[i].key, w);
+	if (config_set_entry(c, &config_entries[i], val, w) != 0)
+		return byol_err(err, -EINVAL, "--set: [%s] %s: %s", config_entries[i].section,
+				config_entries[i].key, w);
 	/* An explicit value replaces a sweep over the same key. */
 	char dotted[64];
-	snprintf(dotted, sizeof(dotted), "%s.%s", entries[i].section, entries[i].key);
+	snprintf(dotted, sizeof(dotted), "%s.%s", config_entries[i].section, config_entries[i].key);
 	int a = sweep_find(c, dotted);
 	if (a >= 0)
 		sweep_remove(c, a);
 	return 0;
-}
-
-/* ---- validation --------------------------------------------------------- */
-
-static cJSON *entry_json(const experiment_config *c, const centry *e);
-static int json_text(const centry *e, const cJSON *item, char *buf, size_t len, char *w);
-
-static int validate_one(const experiment_config *c, char *w)
-{
-	/* The table's ranges, for structs filled by hand: print each value as the
-	 * JSON does and parse it back. */
-	for (int i = 0; i < N_ENTRIES; i++) {
-		const centry *e = &entries[i];
-		char text[CONFIG_STR_LEN * 2], w2[WHY_LEN];
-		cvalue v;
-		cJSON *item = entry_json(c, e);
-		int rc = !item ? why(w2, "out of memory")
-			 : json_text(e, item, text, sizeof(text), w2) ? -EINVAL
-			 : parse_value(e, text, &v, w2);
-		cJSON_Delete(item);
-		if (rc)
-			return why(w, "[%s] %s: %s", e->section, e->key, w2);
-	}
-	if (!c->name[0])
-		return why(w, "[experiment] name: empty");
-	if (strchr(c->name, '/') || strcmp(c->name, ".") == 0 || strcmp(c->name, "..") == 0)
-		return why(w, "[experiment] name: '%s' may not contain '/' or be '.' or '..'", c->name);
-	if (!c->data_dir[0])
-		return why(w, "[data] dir: empty");
-	if (c->batch_size < c->shard_size || c->batch_size % c->shard_size)
-		return why(w, "[data] batch_size: %d is not a multiple of shard_size %d",
-			   c->batch_size, c->shard_size);
-	if (c->train_limit && c->train_limit < c->batch_size)
-		return why(w, "[data] train_limit: %d is smaller than one batch (%d)", c->train_limit,
-			   c->batch_size);
-	if (!(c->crop_scale[0] > 0 && c->crop_scale[0] <= c->crop_scale[1] && c->crop_scale[1] <= 1))
-		return why(w, "[augment] crop_scale: (%g, %g) must satisfy 0 < min <= max <= 1",
-			   (double)c->crop_scale[0], (double)c->crop_scale[1]);
-	if (!(c->crop_ratio[0] > 0 && c->crop_ratio[0] <= c->crop_ratio[1]))
-		return why(w, "[augment] crop_ratio: (%g, %g) must satisfy 0 < min <= max",
-			   (double)c->crop_ratio[0], (double)c->crop_ratio[1]);
-	if (c->encoder == ENCODER_CNN && c->n_cnn_strides != c->n_encoder_widths)
-		return why(w, "[model] cnn_strides: %d strides for %d encoder_widths (one per layer)",
-			   c->n_cnn_strides, c->n_encoder_widths);
-	if (!(c->lr >= 0))   /* 0 freezes the weights: a baseline for the init */
-		return why(w, "[optim] lr: must be >= 0");
-	if (!(c->momentum < 1))
-		return why(w, "[optim] momentum: must be < 1");
-	if (c->optim == OPT_LARS && !(c->lars_eta > 0))
-		return why(w, "[optim] lars_eta: must be > 0 with lars");
-	if (!(c->warmup_epochs < (float)c->epochs))
-		return why(w, "[optim] warmup_epochs: %g is not below epochs %d",
-			   (double)c->warmup_epochs, c->epochs);
-	return 0;
-}
-
-int config_validate(const experiment_config *c, char *err)
-{
-	char w[WHY_LEN];
-	if (c->n_sweep == 0) {
-		if (validate_one(c, w))
-			return byol_err(err, -EINVAL, "%s", w);
-		return 0;
-	}
-	if (c->n_sweep < 0 || c->n_sweep > CONFIG_MAX_SWEEP)
-		return byol_err(err, -EINVAL, "[sweep]: %d axes", c->n_sweep);
-	for (int a = 0; a < c->n_sweep; a++)
-		if (c->sweep[a].n < 1 || c->sweep[a].n > CONFIG_MAX_SWEEP_VALUES)
-			return byol_err(err, -EINVAL, "[sweep] axis %d '%.64s': %d values", a, c->sweep[a].key,
-					c->sweep[a].n);
-	if (sweep_runs_ok(c, w))
-		return byol_err(err, -EINVAL, "[sweep]: %s", w);
-	experiment_config *run = malloc(sizeof(*run));
-	if (!run)
-		return byol_err(err, -ENOMEM, "out of memory");
-	int rc = 0, runs = config_sweep_count(c);
-	for (int i = 0; i < runs && rc == 0; i++) {
-		rc = config_sweep_get(c, i, run, err);
-		if (rc == 0 && validate_one(run, w)) {
-			/* The run's swept values, in axis order. */
-			char combo[200] = "";
-			size_t len = 0;
-			int idx = i;
-			int pick[CONFIG_MAX_SWEEP];
-			for (int a = c->n_sweep - 1; a >= 0; a--) {
-				pick[a] = idx % c->sweep[a].n;
-				idx /= c->sweep[a].n;
-			}
-			for (int a = 0; a < c->n_sweep && len < sizeof(combo); a++)
-				len += (size_t)snprintf(combo + len, sizeof(combo) - len, "%s%s=%s",
-							a ? ", " : "", c->sweep[a].key,
-							c->sweep[a].values[pick[a]]);
-			rc = byol_err(err, -EINVAL, "sweep run %d (%s): %s", i, combo, w);
-		}
-	}
-	free(run);
-	return rc;
-}
-
-/* ---- JSON --------------------------------------------------------------- */
-
-static cJSON *float_json(float f)
-{
-	char buf[32];
-	if (!isfinite(f))
-		return cJSON_CreateNull();      /* only in a struct filled by hand */
-	format_float(buf, sizeof(buf), f);
-	return cJSON_CreateNumber(strtod(buf, NULL));
-}
-
-static cJSON *entry_json(const experiment_config *c, const centry *e)
-{
-	const char *field = (const char *)c + e->off;
-	int x;
-	switch (e->type) {
-	case T_INT:
-		memcpy(&x, field, sizeof(x));
-		return cJSON_CreateNumber(x);
-	case T_U64: {
-		/* cJSON prints big numbers with 15 digits: write the digits. */
-		uint64_t u;
-		char buf[24];
-		memcpy(&u, field, sizeof(u));
-		snprintf(buf, sizeof(buf), "%" PRIu64, u);
-		return cJSON_CreateRaw(buf);
-	}
-	case T_FLOAT: {
-		float f;
-		memcpy(&f, field, sizeof(f));
-		return float_json(f);
-	}
-	case T_BOOL:
-		memcpy(&x, field, sizeof(x));
-		return cJSON_CreateBool(x != 0);
-	case T_STRING:
-		if (!memchr(field, '\0', CONFIG_STR_LEN))
-			return cJSON_CreateNull();      /* unterminated, filled by hand */
-		return cJSON_CreateString(field);
-	case T_ENUM: {
-		int count = 0;
-		memcpy(&x, field, sizeof(x));
-		while (e->names[count])
-			count++;
-		return cJSON_CreateString(x >= 0 && x < count ? e->names[x] : "?");
-	}
-	case T_INT_LIST:
-	case T_FLOAT_PAIR: {
-		int n = 2;
-		if (e->type == T_INT_LIST)
-			memcpy(&n, (const char *)c + e->count_off, sizeof(n));
-		if (n < 0 || n > CONFIG_MAX_LIST)
-			n = 0;
-		cJSON *arr = cJSON_CreateArray();
-		for (int k = 0; arr && k < n; k++) {
-			cJSON *item;
-			if (e->type == T_INT_LIST) {
-				memcpy(&x, field + k * sizeof(int), sizeof(x));
-				item = cJSON_CreateNumber(x);
-			} else {
-				float f;
-				memcpy(&f, field + k * sizeof(float), sizeof(f));
-				item = float_json(f);
-			}
-			if (!item || !cJSON_AddItemToArray(arr, item)) {
-				cJSON_Delete(item);
-				cJSON_Delete(arr);
-				return NULL;
-			}
-		}
-		return arr;
-	}
-	}
-	return NULL;
-}
-
-char *config_to_json(const experiment_config *c)
-{
-	cJSON *root = cJSON_CreateObject(), *sec = NULL;
-	if (!root)
-		return NULL;
-	for (int i = 0; i < N_ENTRIES; i++) {
-		const centry *e = &entries[i];
-		if (i == 0 || strcmp(e->section, entries[i - 1].section) != 0) {
-			sec = cJSON_AddObjectToObject(root, e->section);
-			if (!sec)
-				goto fail;
-		}
-		cJSON *item = entry_json(c, e);
-		if (!item || !cJSON_AddItemToObject(sec, e->key, item)) {
-			cJSON_Delete(item);
-			goto fail;
-		}
-	}
-	char *s = cJSON_PrintUnformatted(root);
-	cJSON_Delete(root);
-	return s;
-fail:
-	cJSON_Delete(root);
-	return NULL;
-}
-
-/* A JSON number as the text the INI parser reads (exact for doubles). */
-static int number_text(const cJSON *item, char *buf, size_t len)
-{
-	if (cJSON_IsRaw(item))          /* ours: the seed's digits */
-		snprintf(buf, len, "%s", item->valuestring);
-	else if (cJSON_IsNumber(item))
-		snprintf(buf, len, "%.17g", item->valuedouble);
-	else
-		return -1;
-	return 0;
-}
-
-/* Turns a JSON value into the text form of entry e, checking its JSON type. */
-static int json_text(const centry *e, const cJSON *item, char *buf, size_t len, char *w)
-{
-	switch (e->type) {
-	case T_INT:
-	case T_U64:
-	case T_FLOAT:
-		if (number_text(item, buf, len))
-			return why(w, "expected a number");
-		return 0;
-	case T_BOOL:
-		if (!cJSON_IsBool(item))
-			return why(w, "expected true or false");
-		snprintf(buf, len, "%s", cJSON_IsTrue(item) ? "true" : "false");
-		return 0;
-	case T_STRING:
-	case T_ENUM:
-		if (!cJSON_IsString(item))
-			return why(w, "expected a string");
-		if (strlen(item->valuestring) >= len)
-			return why(w, "value longer than %d characters", CONFIG_STR_LEN - 1);
-		snprintf(buf, len, "%s", item->valuestring);
-		return 0;
-	case T_INT_LIST:
-	case T_FLOAT_PAIR: {
-		if (!cJSON_IsArray(item))
-			return why(w, "expected an array of numbers");
-		size_t n = 0;
-		buf[0] = '\0';
-		const cJSON *el;
-		cJSON_ArrayForEach(el, item) {
-			char num[40];
-			if (number_text(el, num, sizeof(num)))
-				return why(w, "expected an array of numbers");
-			if (n + strlen(num) + 3 >= len)
-				return why(w, "too many values");
-			n += (size_t)snprintf(buf + n, len - n, "%s%s", n ? ", " : "", num);
-		}
-		return 0;
-	}
-	}
-	return why(w, "bad table entry");
-}
-
-static int duplicate_key(const cJSON *obj, const cJSON *item)
-{
-	for (const cJSON *o = obj->child; o && o != item; o = o->next)
-		if (strcmp(o->string, item->string) == 0)
-			return 1;
-	return 0;
-}
-
-int config_from_json(experiment_config *c, const char *json, char *err)
-{
-	config_defaults(c);
-	cJSON *root = cJSON_Parse(json);
-	if (!root)
-		return byol_err(err, -EINVAL, "config JSON: does not parse");
-	int rc = 0;
-	char w[WHY_LEN], text[CONFIG_STR_LEN * 2];
-	if (!cJSON_IsObject(root)) {
-		rc = byol_err(err, -EINVAL, "config JSON: not an object");
-		goto out;
-	}
-	const cJSON *sec, *item;
-	cJSON_ArrayForEach(sec, root) {
-		if (duplicate_key(root, sec)) {
-			rc = byol_err(err, -EINVAL, "config JSON: [%s]: duplicate section", sec->string);
-			goto out;
-		}
-		if (find_section(sec->string) < 0) {
-			rc = byol_err(err, -EINVAL, "config JSON: unknown section [%s]", sec->string);
-			goto out;
-		}
-		if (!cJSON_IsObject(sec)) {
-			rc = byol_err(err, -EINVAL, "config JSON: [%s]: not an object", sec->string);
-			goto out;
-		}
-		cJSON_ArrayForEach(item, sec) {
-			int i = find_entry(sec->string, item->string);
-			if (i < 0) {
-				rc = byol_err(err, -EINVAL, "config JSON: [%s] %s: unknown key",
-					      sec->string, item->string);
-				goto out;
-			}
-			if (duplicate_key(sec, item)) {
-				rc = byol_err(err, -EINVAL, "config JSON: [%s] %s: duplicate key",
-					      sec->string, item->string);
-				goto out;
-			}
-			if (json_text(&entries[i], item, text, sizeof(text), w) ||
-			    set_entry(c, &entries[i], text, w)) {
-				rc = byol_err(err, -EINVAL, "config JSON: [%s] %s: %s", sec->string,
-					      item->string, w);
-				goto out;
-			}
-		}
-	}
-out:
-	cJSON_Delete(root);
-	return rc;
-}
-
-void config_hash(const experiment_config *c, char out[17])
-{
-	uint64_t h = 0xcbf29ce484222325ULL;
-	char *json = config_to_json(c);
-	for (const char *p = json ? json : ""; *p; p++) {
-		h ^= (unsigned char)*p;
-		h *= 0x100000001b3ULL;
-	}
-	free(json);
-	snprintf(out, 17, "%016" PRIx64, h);
-}
-
-/* ---- names and help ----------------------------------------------------- */
-
-const char *config_norm_name(norm_kind k)
-{
-	return (unsigned)k < 5 ? norm_names[k] : "?";
-}
-
-const char *config_method_name(method_kind k)
-{
-	return (unsigned)k < 3 ? method_names[k] : "?";
-}
-
-void config_print_help(void *file)
-{
-	FILE *f = file;
-	fprintf(f, "%-28s %-28s %-18s %s\n", "section.key", "type", "default", "help");
-	for (int i = 0; i < N_ENTRIES; i++) {
-		const centry *e = &entries[i];
-		char key[64], type[96];
-		snprintf(key, sizeof(key), "%s.%s", e->section, e->key);
-		switch (e->type) {
-		case T_INT:
-		case T_U64:
-			snprintf(type, sizeof(type), "int [%.0f, %.0f]", e->min, e->max);
-			break;
-		case T_FLOAT:
-			snprintf(type, sizeof(type), "float [%g, %g]", e->min, e->max);
-			break;
-		case T_BOOL:
-			snprintf(type, sizeof(type), "bool");
-			break;
-		case T_STRING:
-			snprintf(type, sizeof(type), "string");
-			break;
-		case T_ENUM: {
-			size_t n = 0;
-			type[0] = '\0';
-			for (int k = 0; e->names[k] && n < sizeof(type); k++)
-				n += (size_t)snprintf(type + n, sizeof(type) - n, "%s%s", k ? "|" : "",
-						      e->names[k]);
-			break;
-		}
-		case T_INT_LIST:
-			snprintf(type, sizeof(type), "int list [%.0f, %.0f]", e->min, e->max);
-			break;
-		case T_FLOAT_PAIR:
-			snprintf(type, sizeof(type), "float pair [%g, %g]", e->min, e->max);
-			break;
-		}
-		fprintf(f, "%-28s %-28s %-18s %s\n", key, type, e->def, e->help);
-	}
-	fprintf(f, "\n[sweep] lines are `section.key = v1, v2, ...` (one run per combination;\n"
-		   "a list key's values write their elements separated by blanks: 0.08 1.0, 0.3 1.0).\n");
 }

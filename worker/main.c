@@ -1,6 +1,7 @@
 /*
- * byol-worker — computes shard gradients for a coordinator, or, with --local, runs
- * a whole experiment in this process.
+ * byol-worker — computes shard gradients for a coordinator (--coordinator or
+ * --socket; worker/net.c), or, with --local, runs a whole experiment in this
+ * process.
  */
 #include <cjson/cJSON.h>
 #include <getopt.h>
@@ -12,13 +13,21 @@
 #include "byol/config.h"
 #include "byol/error.h"
 #include "byol/train.h"
+#include "net.h"
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: byol-worker --local EXPERIMENT.ini [--set section.key=value ...]\n"
+		"usage: byol-worker --coordinator HOST:PORT | --socket PATH [--token-file FILE]\n"
+		"                   [--threads N] [--name NAME]\n"
+		"       byol-worker --local EXPERIMENT.ini [--set section.key=value ...]\n"
 		"                   [--threads N] [--checkpoint FILE | --eval FILE] [--quiet]\n"
 		"\n"
+		"  --coordinator H:P serve the byold coordinator at H:P (TCP); reconnects when\n"
+		"                    it goes away; SIGTERM or SIGINT ends the worker\n"
+		"  --socket PATH     the same over the coordinator's Unix socket\n"
+		"  --token-file FILE the cluster token (mode 0600), when byold has one\n"
+		"  --name NAME       this worker's name (default: HOST-PID)\n"
 		"  --local FILE      run the experiment in this process (both halves of every\n"
 		"                    step); progress on stderr, one JSON object on stdout\n"
 		"  --set S.K=V       override one experiment key (repeatable)\n"
@@ -72,9 +81,14 @@ int main(int argc, char **argv)
 		{"quiet", no_argument, 0, 'q'},
 		{"help", no_argument, 0, 'h'},
 		{"help-config", no_argument, 0, 'H'},
+		{"coordinator", required_argument, 0, 'C'},
+		{"socket", required_argument, 0, 'S'},
+		{"token-file", required_argument, 0, 'T'},
+		{"name", required_argument, 0, 'N'},
 		{0, 0, 0, 0},
 	};
 	const char *local = NULL, *eval_path = NULL;
+	worker_net_options nopt = {0};
 	const char **sets = calloc((size_t)argc, sizeof(char *));
 	int nsets = 0, threads = 0, quiet = 0;
 	train_options topt = {0};
@@ -95,16 +109,35 @@ int main(int argc, char **argv)
 		case 'q': quiet = 1; break;
 		case 'h': usage(stdout); return 0;
 		case 'H': config_print_help(stdout); return 0;
+		case 'C': nopt.coordinator = optarg; break;
+		case 'S': nopt.socket_path = optarg; break;
+		case 'T': nopt.token_file = optarg; break;
+		case 'N': nopt.name = optarg; break;
 		default: usage(stderr); return 2;
 		}
 	}
-	if (!local || optind != argc) {
+	int net = nopt.coordinator || nopt.socket_path || nopt.token_file || nopt.name;
+	if (optind != argc || (local ? net : !net) ||
+	    (net && (nsets || topt.checkpoint_path || eval_path || quiet))) {
 		usage(stderr);
+		return 2;
+	}
+	if (net && !!nopt.coordinator == !!nopt.socket_path) {
+		fprintf(stderr, "byol-worker: give one of --coordinator and --socket\n");
+		return 2;
+	}
+	if (nopt.name && (!nopt.name[0] || strlen(nopt.name) > 63)) {
+		fprintf(stderr, "byol-worker: --name: 1 to 63 characters\n");
 		return 2;
 	}
 	if (!threads) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 		threads = n > 0 ? (int)n : 1;
+	}
+	if (net) {
+		free(sets);
+		nopt.threads = threads;
+		return worker_net_run(&nopt);
 	}
 	topt.threads = threads;
 

@@ -175,10 +175,12 @@ int store_run_set_status(store *s, int64_t id, store_status to, const char *mess
  * -EINVAL or -errno with err. */
 int store_run_set_step(store *s, int64_t id, int64_t step, char *err);
 
-/* Finishes run id: moves it to `to` (STORE_COMPLETED or STORE_FAILED, from a
- * status that allows it) and stores final_json (a JSON object of final metrics:
- * probe_acc, knn_acc, collapse, final_loss, img_per_s, ...; may be NULL) with
- * message, in one transaction. Returns 0, -ENOENT, -EINVAL or -errno with err. */
+/* Finishes run id: moves it to `to` (STORE_COMPLETED, STORE_FAILED or
+ * STORE_CANCELLED, from a status that allows it) and stores final_json (a JSON
+ * object of final metrics: probe_acc, knn_acc, collapse, final_loss, img_per_s,
+ * ...; NULL stores none) with message, in one transaction: on failure the run
+ * is unchanged. Returns 0, -ENOENT, -EINVAL (a move not allowed, final_json not
+ * a JSON object) or -errno with err. */
 int store_run_finish(store *s, int64_t id, store_status to, const char *final_json,
 		     const char *message, char *err);
 

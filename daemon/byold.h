@@ -1,0 +1,277 @@
+/*
+ * byold.h — the coordinator daemon's own structures, shared by daemon/*.c.
+ *
+ * One loop thread owns everything here; the libuv threadpool only ever touches a
+ * run's model and train_state (setup, step_apply_nodes, checkpoint writes), and
+ * only while r->busy counts that work as in flight. While an apply is in flight
+ * the loop reads nothing of r->st; while a checkpoint write is in flight the
+ * loop only reads r->st (to send parameters), and the next apply waits for it.
+ *
+ * Files: main.c (options, start-up, signals, the cron timer, shutdown), log.c,
+ * dconf.c (byold.conf), workers.c (the registry and its messages), coord.c (a
+ * run's lifecycle and its steps), ckpt.c (checkpoints), evals.c (evaluation
+ * jobs), clients.c (byolctl's requests), filter.c (ListRequest filters).
+ */
+#ifndef BYOLD_BYOLD_H
+#define BYOLD_BYOLD_H
+
+#include <limits.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "byol/config.h"
+#include "byol/conn.h"
+#include "byol/dconf.h"
+#include "byol/model.h"
+#include "byol/step.h"
+#include "byol/store.h"
+
+#define BYOLD_VERSION "byold 0.1"
+#define BYOLD_PATH_LEN 4096
+
+typedef struct byold byold;
+typedef struct worker worker;
+typedef struct run run;
+
+/* ---- log.c --------------------------------------------------------------- */
+
+/* Log lines go to stderr: "2024-05-01T12:00:00.123Z info: text". Thread-safe
+ * (one write per line). */
+void dlog_set_level(dlog_level min);
+void dlog(dlog_level lv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* dlog, and the same line as an event in the store (run_id 0: none). */
+void devent(byold *d, int64_t run_id, dlog_level lv, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* Monotonic clock in seconds; wall clock in unix milliseconds. */
+double mono_s(void);
+int64_t wall_ms(void);
+
+/* ---- the daemon ------------------------------------------------------------ */
+
+struct byold {
+	uv_loop_t *loop;
+	dconf cfg;
+	char *token;                    /* NULL: none */
+	store *db;
+	struct pool *apply_pool;        /* step_apply_nodes' threads */
+	conn_server *tcp, *unix_sock;
+	uv_timer_t cron;
+	uv_signal_t sigterm, sigint;
+	int stopping;                   /* a signal came: stop at a step boundary */
+	int shut;                       /* servers and handles are closing */
+	int64_t started_ms;
+	worker *workers;                /* registry, in order of connection */
+	run *run;                       /* the active run, or NULL */
+	uint64_t next_job_id;
+	int exit_code;
+};
+
+/* main.c: closes the servers, the timer and the signal handles (once); the loop
+ * then ends. */
+void byold_shutdown(byold *d);
+
+/* ---- workers.c ------------------------------------------------------------- */
+
+typedef enum {
+	W_NEW,          /* connected, not registered yet */
+	W_IDLE,         /* registered; serves no run */
+	W_SETUP,        /* RunSetup sent for run_id; waiting for RunReady */
+	W_READY,        /* serves run_id */
+} worker_state;
+
+struct worker {
+	worker *next, *prev;
+	byold *d;
+	conn *c;
+	char name[CONN_NAME_MAX + 1];
+	char host[CONN_NAME_MAX + 1];
+	int threads;
+	worker_state state;
+	int64_t run_id;                 /* the run of the last RunSetup; 0 none */
+	int refused;                    /* answered Error to run_id's RunSetup */
+	long params_step;               /* last StepParams step sent for run_id; -1 none */
+	int shards_out;                 /* shards of the current step assigned, not in */
+	int evals;                      /* evaluation jobs assigned, not answered */
+	double last_heard;              /* mono_s of its last message */
+	uint64_t shards_done;           /* over this connection */
+	int64_t unflushed;              /* shards of run_id not yet in the store */
+	int congested;                  /* its write queue is over the high water */
+};
+
+void worker_open(byold *d, conn *c);
+void worker_message(byold *d, worker *w, Byol__Envelope *e);
+void worker_closed(byold *d, worker *w, int code, const char *reason);
+/* Sends RunSetup of the active run (which must be set up) to w. */
+void worker_send_setup(byold *d, worker *w);
+/* Sends StepParams of the active run's current step (target when needed). */
+int worker_send_params(byold *d, worker *w);
+/* Records the shards w served in the store. */
+void worker_flush(byold *d, worker *w);
+/* 1 when w can take tree nodes of the active run's step. */
+int worker_can_step(const byold *d, const worker *w);
+/* Heartbeats to every worker; drops the silent ones. */
+void workers_cron(byold *d);
+const char *worker_state_name(worker_state s);
+
+/* ---- coord.c: the active run ---------------------------------------------- */
+
+typedef enum {
+	RUN_SETUP,      /* model, state, checkpoint load in the threadpool */
+	RUN_STEP,       /* StepParams out, collecting NodeResults of step k */
+	RUN_APPLY,      /* step_apply_nodes of step k in the threadpool */
+	RUN_FINAL,      /* all steps applied: final checkpoint and evaluations */
+	RUN_DONE,       /* finished (completed / failed); freed once nothing is busy */
+} run_phase;
+
+typedef struct {
+	int lo, hi;
+	worker *w;                      /* NULL: not assigned (yet, or again) */
+	int done;
+	int fresh;                      /* assigned, ShardAssign not sent yet */
+} step_node;
+
+typedef struct eval_job {
+	struct eval_job *next;
+	uint64_t id;
+	long step;
+	char kind[8];                   /* "knn" | "probe" */
+	int final;                      /* sent again when its worker goes */
+	worker *w;                      /* NULL: waiting for a worker */
+	double t_sent;
+} eval_job;
+
+struct run {
+	byold *d;
+	int64_t id, experiment_id;
+	char name[STORE_NAME_LEN];
+	experiment_config cfg;
+	char *config_json;              /* the run's canonical config */
+	char dir[BYOLD_PATH_LEN];       /* STATE_DIR/runs/<id> */
+	run_phase phase;
+	int busy;                       /* threadpool jobs in flight on m / st */
+	int ready;                      /* set up: m, plan and st are valid */
+	int stop_ckpt_tried;            /* stopping: the last checkpoint was tried */
+	store_status status_at_start;
+
+	/* set up in the threadpool */
+	model m;
+	step_plan plan;
+	train_state st;
+	int setup_rc;
+	char setup_err[BYOL_ERR_LEN];
+	char **candidates;              /* checkpoint paths to try, newest first */
+	int n_candidates;
+	long resumed_step;              /* step of the checkpoint loaded; -1 none */
+	char resumed_path[BYOLD_PATH_LEN];
+	uv_work_t setup_req;
+
+	/* the step in progress: k steps applied so far (the loop's copy of st.step) */
+	long k;
+	step_node *nodes;               /* (S) in shard order */
+	int n_nodes, nodes_left;
+	shard_result *slots;            /* (S) slot lo holds node [lo, hi) */
+	int *node_hi;                   /* (S) */
+	Byol__Node *nbuf, **nptr;       /* (S) scratch of ShardAssign */
+	double t_step0, t_covered, t_sent;
+	double stall_reported, last_log;
+	int waiting_ckpt;               /* covered while a checkpoint is written */
+
+	/* step_apply_nodes */
+	uv_work_t apply_req;
+	int apply_rc;
+	char apply_err[BYOL_ERR_LEN];
+	step_metrics sm;
+	double apply_s;
+
+	/* checkpoints */
+	uv_work_t ckpt_req;
+	int ckpt_busy;
+	long ckpt_saving;               /* step being written */
+	char ckpt_tmp[BYOLD_PATH_LEN];  /* its path */
+	int ckpt_rc;
+	char ckpt_err[BYOL_ERR_LEN];
+	char ckpt_sha[65];
+	int64_t ckpt_bytes;
+	double ckpt_s;
+	long ckpt_step;                 /* latest recorded; -1 none */
+	char ckpt_path[BYOLD_PATH_LEN];
+
+	/* evaluations */
+	eval_job *jobs;
+	double final_knn, final_probe;  /* -1 until known */
+	char final_note[BYOL_ERR_LEN];  /* a final evaluation that failed */
+	int final_started;
+
+	/* the last applied step, for status */
+	int have_last;
+	step_metrics last;
+	double last_img_s;
+	double last_knn;                /* -1 none */
+
+	/* timing over this session */
+	long n_timed;
+	double sum_step_s, sum_wait_s, sum_apply_s, sum_send_s, sum_after_s;
+};
+
+/* Starts the next run (running/interrupted first, oldest first, then queued)
+ * when none is active and the daemon is not stopping. */
+void coord_kick(byold *d);
+/* A worker became ready for the active run, or finished its evaluations. */
+void coord_worker_free(byold *d, worker *w);
+/* A worker is gone or refused the run: its nodes and jobs go to others. */
+void coord_worker_lost(byold *d, worker *w);
+void coord_node_result(byold *d, worker *w, const Byol__NodeResult *nr);
+/* Stall detection, from the cron timer. */
+void coord_cron(byold *d);
+/* SIGTERM: stop at a step boundary. Calls byold_shutdown when done. */
+void coord_stop(byold *d);
+/* Progress after a threadpool job of r finished or a final evaluation came. */
+void coord_progress(byold *d, run *r);
+/* Assigns the nodes of the current step that have no worker. */
+void coord_fill(byold *d, run *r);
+
+/* ---- ckpt.c ----------------------------------------------------------------- */
+
+/* Writes r->st at its step in the threadpool, then records it and prunes old
+ * ones; coord_progress follows. r->ckpt_busy must be 0. */
+void ckpt_start(byold *d, run *r);
+/* The checkpoint paths of a run, newest first, into r->candidates. */
+int ckpt_candidates(byold *d, run *r, char *err);
+/* The setup's part in the threadpool: loads the newest readable candidate. */
+void ckpt_restore(run *r);
+/* mkdir -p of path with mode 0700 (any thread). */
+int make_dirs(const char *path, char *err);
+
+/* ---- evals.c ---------------------------------------------------------------- */
+
+void evals_periodic(byold *d, run *r);
+void evals_final(byold *d, run *r);
+/* Sends waiting final jobs to free workers. */
+void evals_dispatch(byold *d, run *r);
+void evals_worker_lost(byold *d, run *r, worker *w);
+void evals_result(byold *d, worker *w, const Byol__EvalResult *er);
+/* 1 when no job is outstanding or waiting. */
+int evals_idle(const run *r);
+void evals_free(run *r);
+
+/* ---- clients.c / filter.c ---------------------------------------------------- */
+
+void client_message(byold *d, conn *c, Byol__Envelope *e);
+
+typedef struct run_filter run_filter;
+/* Parses "status = running and config.model.predictor_norm = 'none'" (terms
+ * joined by `and`; keys status, name, id, experiment, config.<section>.<key>;
+ * operators = != < <= > >=). Returns 0 (and NULL *out for an empty filter) or
+ * -EINVAL with err. */
+int filter_parse(const char *text, run_filter **out, char *err);
+/* 1 when run r (with its config JSON) matches. */
+int filter_match(const run_filter *f, const store_run *r);
+void filter_free(run_filter *f);
+
+/* ---- helpers ------------------------------------------------------------------ */
+
+/* Sends an Error to c (best effort; a failed send is logged). */
+void send_error(conn *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+#endif

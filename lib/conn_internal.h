@@ -1,0 +1,121 @@
+/*
+ * conn_internal.h — what lib/conn.c (a connection's life: teardown, writing, the
+ * handshake, reading) and lib/conn_net.c (configs, creation, servers, clients,
+ * addresses) share: the structs and the steps of closing. Private to the
+ * library: only those two files include it; the contract is include/byol/conn.h.
+ */
+#ifndef BYOL_CONN_INTERNAL_H
+#define BYOL_CONN_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "byol/auth.h"
+#include "byol/conn.h"
+#include "byol/error.h"
+#include "byol/frame.h"
+
+enum {
+	ST_CONNECTING,      /* client: resolving or connecting */
+	ST_AWAIT_HELLO,     /* client: connected, waiting for ServerHello */
+	ST_AWAIT_RESULT,    /* client: ClientAuth sent */
+	ST_AWAIT_AUTH,      /* server: ServerHello sent, waiting for ClientAuth */
+	ST_OPEN,
+};
+
+/* A write request and its buffer (conn.c). */
+typedef struct wreq wreq;
+
+/* A config with its strings copied; a server's conns share the server's. */
+typedef struct {
+	conn_config c;
+	char *token, *name, *version;
+	size_t toklen;
+} config_copy;
+
+typedef union {
+	uv_tcp_t tcp;
+	uv_pipe_t pipe;
+	uv_stream_t stream;
+	uv_handle_t handle;
+} stream_u;
+
+struct conn_server {
+	stream_u h;
+	int is_pipe, closing, listener_closed;
+	config_copy cfg;
+	conn *conns;             /* accepted and not yet freed */
+	char addr[160];
+};
+
+/* A pending name lookup; outlives its conn if the conn closes first. */
+typedef struct resolve {
+	conn *c;                 /* NULL once the conn is gone */
+	uv_getaddrinfo_t req;
+	char host[128];
+} resolve;
+
+struct conn {
+	stream_u h;
+	uv_timer_t timer;        /* handshake and orderly-close deadline */
+	int handles;             /* handles not yet closed */
+	uint64_t id;
+	int is_server;           /* accepted (1) or connected (0) */
+	int state;
+	int closing;             /* 1 orderly, 2 immediate */
+	int opened;              /* on_open ran / the connect callback said 0 */
+	int eof, shut, reading;
+	conn_server *srv;
+	conn *prev, *next;       /* in srv->conns */
+	const config_copy *cfg;
+	config_copy own;         /* client conns: their config */
+	conn_connect_cb connect_cb;
+	resolve *res;
+	uv_connect_t connect_req;
+	uv_shutdown_t shutdown_req;
+	frame_reader rd;
+	frame_arena arena;
+	uint8_t nonce[AUTH_NONCE_LEN]; /* server: the one sent; client: its own */
+	int role;
+	char name[CONN_NAME_MAX + 1];
+	char peer[160];
+	void *data;
+	int code;
+	char reason[BYOL_ERR_LEN];
+	size_t queued;
+	int above;               /* over high water */
+	wreq *pool;
+	size_t pooled;           /* bytes in the pool */
+	char discard[4096];      /* reads while closing */
+};
+
+/* conn_net.c */
+
+/* Frees k's strings (the token wiped first) and zeroes k. */
+void conn_cfg_free(config_copy *k);
+/* Frees s once its listener has closed and its last conn has gone. */
+void conn_server_maybe_free(conn_server *s);
+
+/* conn.c */
+
+/* Logs a line through cfg->log, if set. */
+void conn_logf(const conn_config *cfg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Closes both handles of c now; the last close callback reports and frees. */
+void conn_close_handles(conn *c);
+/* Closes c now, first (unless already closing) recording the reason, logging it
+ * when `log`, and telling the peer an Error when `tell`. Returns code. */
+int conn_close_now(conn *c, int code, const char *reason, int log, int tell);
+/* conn_close_now, logged and told. */
+int conn_close_error(conn *c, int code, const char *reason);
+/* Orderly: stop delivering, flush the queue, shut down, read until the peer's
+ * EOF (or the deadline), close. */
+void conn_close_orderly(conn *c, const char *reason);
+/* The handshake deadline (and the orderly close's): uv_timer_start's callback. */
+void conn_timer_cb(uv_timer_t *t);
+/* Starts reading c; 0 or a negative errno with the message in err. */
+int conn_start_reading(conn *c, char *err);
+/* Server: sends ServerHello with a fresh nonce (closing c if that fails). */
+void conn_send_hello(conn *c);
+
+#endif
