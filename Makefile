@@ -76,7 +76,17 @@ $(BUILD)/proto/byol.pb-c.o: $(BUILD)/proto/byol.pb-c.c
 # the programs: each list is owned by its program's directory
 DAEMON_SRCS := \
 	daemon/main.c \
-	daemon/store.c
+	daemon/log.c \
+	daemon/dconf.c \
+	daemon/workers.c \
+	daemon/run.c \
+	daemon/coord.c \
+	daemon/ckpt.c \
+	daemon/evals.c \
+	daemon/clients.c \
+	daemon/filter.c \
+	daemon/store.c \
+	daemon/store_log.c
 WORKER_SRCS := \
 	worker/main.c \
 	worker/net.c \
@@ -130,7 +140,9 @@ T_pool        := $(call o,error pool)
 T_model       := $(BUILD)/libbyol.a
 T_step        := $(BUILD)/libbyol.a
 T_checkpoint  := $(BUILD)/libbyol.a
-T_store       := $(call o,error) $(BUILD)/daemon/store.o
+T_store       := $(call o,error) $(BUILD)/daemon/store.o $(BUILD)/daemon/store_log.o
+T_dconf       := $(call o,error) $(BUILD)/daemon/dconf.o
+T_filter      := $(BUILD)/daemon/filter.o $(BUILD)/daemon/store.o $(BUILD)/libbyol.a
 
 UNIT_TESTS := rng idx augment nn nn_norm loss optim eval config safetensors model step checkpoint pool \
               frame conn auth store

@@ -119,9 +119,12 @@ static void print_status_human(const Byol__RunStatus *s)
 		printf(", loss %.4f", s->loss);
 	if (s->knn_accuracy > 0)
 		printf(", knn %.4f", s->knn_accuracy);
+	if (s->probe_accuracy > 0)
+		printf(", probe %.4f", s->probe_accuracy);
 	printf("\n");
 	if (s->checkpoint && s->checkpoint[0])
-		printf("checkpoint %s\n", s->checkpoint);
+		printf("checkpoint %s (step %llu)\n", s->checkpoint,
+		       (unsigned long long)s->checkpoint_step);
 	if (s->message && s->message[0])
 		printf("message %s\n", s->message);
 }
@@ -149,6 +152,16 @@ static int print_status_json(const Byol__RunStatus *s)
 		cJSON_AddStringToObject(o, "checkpoint", s->checkpoint);
 	else
 		cJSON_AddNullToObject(o, "checkpoint");
+	if (s->checkpoint && s->checkpoint[0])
+		cJSON_AddNumberToObject(o, "checkpoint_step", (double)s->checkpoint_step);
+	else
+		cJSON_AddNullToObject(o, "checkpoint_step");
+	if (isfinite(s->probe_accuracy) && s->probe_accuracy > 0)
+		cJSON_AddNumberToObject(o, "probe_accuracy", s->probe_accuracy);
+	else
+		cJSON_AddNullToObject(o, "probe_accuracy");
+	cJSON_AddNumberToObject(o, "collapse", isfinite(s->collapse) ? s->collapse : 0);
+	cJSON_AddNumberToObject(o, "img_per_s", isfinite(s->img_per_s) ? s->img_per_s : 0);
 	cJSON_AddStringToObject(o, "message", s->message ? s->message : "");
 	cJSON_AddNumberToObject(o, "updated_unix_ms", (double)s->updated_unix_ms);
 	char *txt = cJSON_PrintUnformatted(o);

@@ -146,7 +146,10 @@ int rpc_open(rpc **out, const char *tcp, const char *sock, const char *token,
 	run_until(r, is_open);
 	if (r->state != ST_OPEN) {
 		rc = r->code < 0 ? r->code : -ECONNREFUSED;
-		byol_err(err, rc, "cannot reach byold at %s: %s", r->addr, r->reason);
+		if (rc == -EACCES)
+			byol_err(err, rc, "byold at %s: %s", r->addr, r->reason);
+		else
+			byol_err(err, rc, "cannot reach byold at %s: %s", r->addr, r->reason);
 		drain_and_free(r);
 		return rc;
 	}

@@ -1,5 +1,5 @@
 /*
- * byold.h — the coordinator daemon's own structures, shared by daemon/*.c.
+ * byold.h — the coordinator daemon's own structures, shared by the daemon's files.
  *
  * One loop thread owns everything here; the libuv threadpool only ever touches a
  * run's model and train_state (setup, step_apply_nodes, checkpoint writes), and
@@ -8,8 +8,8 @@
  * loop only reads r->st (to send parameters), and the next apply waits for it.
  *
  * Files: main.c (options, start-up, signals, the cron timer, shutdown), log.c,
- * dconf.c (byold.conf), workers.c (the registry and its messages), coord.c (a
- * run's lifecycle and its steps), ckpt.c (checkpoints), evals.c (evaluation
+ * dconf.c (byold.conf), workers.c (the registry and its messages), run.c (a
+ * run's life), coord.c (its steps), ckpt.c (checkpoints), evals.c (evaluation
  * jobs), clients.c (byolctl's requests), filter.c (ListRequest filters).
  */
 #ifndef BYOLD_BYOLD_H
@@ -151,6 +151,8 @@ struct run {
 	run_phase phase;
 	int busy;                       /* threadpool jobs in flight on m / st */
 	int ready;                      /* set up: m, plan and st are valid */
+	int starting;                   /* the first step waits for workers' set-up */
+	double t_ready;                 /* mono_s when set up */
 	int stop_ckpt_tried;            /* stopping: the last checkpoint was tried */
 	store_status status_at_start;
 
@@ -214,9 +216,22 @@ struct run {
 	double sum_step_s, sum_wait_s, sum_apply_s, sum_send_s, sum_after_s;
 };
 
-/* Starts the next run (running/interrupted first, oldest first, then queued)
- * when none is active and the daemon is not stopping. */
+/* run.c: starts the next run (running/interrupted first, oldest first, then
+ * queued) when none is active and the daemon is not stopping. */
 void coord_kick(byold *d);
+/* run.c: marks r failed with the message; r may be freed on return. */
+void run_fail(byold *d, run *r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* run.c: begins the first step once the workers being set up have answered. */
+void run_maybe_start(byold *d, run *r);
+/* run.c: one line of the session's step timing. */
+void run_timing(const run *r, char *out, size_t n);
+/* coord.c: sends StepParams of step r->k and assigns its tree nodes. */
+void coord_begin_step(byold *d, run *r);
+/* coord.c: step_apply_nodes in the threadpool (after the checkpoint being
+ * written, if any). */
+void coord_start_apply(byold *d, run *r);
+/* coord.c: forgets the step's assignments. */
+void coord_release_nodes(run *r);
 /* A worker became ready for the active run, or finished its evaluations. */
 void coord_worker_free(byold *d, worker *w);
 /* A worker is gone or refused the run: its nodes and jobs go to others. */

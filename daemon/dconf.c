@@ -49,6 +49,8 @@ static const dkey keys[] = {
 	  "silence allowed from a worker running an evaluation job" },
 	{ "stall_ms", K_INT, 1000, 86400000, "60000", F(stall_ms),
 	  "a step that has not finished after this long is reported in the log" },
+	{ "start_wait_ms", K_INT, 0, 3600000, "10000", F(start_wait_ms),
+	  "the first step of a run waits this long for workers still setting it up" },
 	{ "apply_threads", K_INT, 1, 64, "2", F(apply_threads),
 	  "threads summing the gradients and running the optimizer" },
 	{ "list_limit", K_INT, 1, 100000, "50", F(list_limit),

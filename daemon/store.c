@@ -2,17 +2,21 @@
  * store.c — byold's SQLite store: schema migrations, prepared statements, and
  * one small function per operation. Every statement is prepared once in
  * store_open and reused (reset + clear_bindings after each use); values are
- * always bound, never spliced into SQL text.
+ * always bound, never spliced into SQL text. This file holds the schema, the
+ * statement table, the shared helpers, open/close, experiments and runs;
+ * store_log.c holds metrics, evaluations, checkpoints, workers and events, and
+ * store_internal.h what the two share.
  */
 #include "byol/store.h"
 
-#include <math.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "store_internal.h"
 
 #define APPLICATION_ID 0x62796f6c /* "byol" */
 #define BUSY_TIMEOUT_MS 5000
@@ -110,18 +114,6 @@ _Static_assert(N_MIGRATIONS == STORE_SCHEMA_VERSION, "one migration per schema v
 #define CK_COLS "run_id, step, path, sha256, bytes, created_ms "
 #define EV_COLS "id, unix_ms, run_id, level, message "
 
-enum {
-	ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_SYNC_FULL, ST_SYNC_NORMAL,
-	ST_EXP_INSERT, ST_EXP_GET, ST_RUN_INSERT, ST_RUN_GET,
-	ST_RUN_LIST, ST_RUN_LIST_S, ST_RUN_LIST_E, ST_RUN_LIST_ES, ST_RUN_NEXT,
-	ST_RUN_STATUS, ST_RUN_MOVE, ST_RUN_STEP,
-	ST_MET_PUT, ST_MET_READ, ST_MET_COUNT, ST_EVAL_PUT, ST_EVAL_READ,
-	ST_CK_PUT, ST_CK_LIST, ST_CK_OLD, ST_CK_DELETE,
-	ST_WK_SEEN, ST_WK_SERVED, ST_RW_PUT, ST_WK_LIST, ST_RW_LIST,
-	ST_EV_PUT, ST_EV_ALL, ST_EV_ALL_DESC, ST_EV_RUN, ST_EV_RUN_DESC,
-	N_ST
-};
-
 static const char *const sql[N_ST] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
 	[ST_COMMIT] = "COMMIT",
@@ -201,14 +193,6 @@ static const char *const sql[N_ST] = {
 			   " ORDER BY id DESC LIMIT ?3",
 };
 
-struct store {
-	sqlite3 *db;
-	char *path;
-	int version;
-	char op[160];             /* what the current call is doing, for messages */
-	sqlite3_stmt *st[N_ST];
-};
-
 static const char *const status_names[] = {
 	[STORE_QUEUED] = "queued", [STORE_RUNNING] = "running",
 	[STORE_COMPLETED] = "completed", [STORE_FAILED] = "failed",
@@ -255,7 +239,7 @@ static int transition_ok(store_status from, store_status to)
 
 /* ---- helpers ---- */
 
-static int64_t now_ms(void)
+int64_t store_now_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -296,9 +280,8 @@ static int map_rc(sqlite3 *db, int rc)
 	}
 }
 
-/* Names what the current call does, for the messages of fail(). */
-__attribute__((format(printf, 2, 3)))
-static void op(store *s, const char *fmt, ...)
+/* Names what the current call does, for the messages of store_fail(). */
+void store_op(store *s, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -308,7 +291,7 @@ static void op(store *s, const char *fmt, ...)
 
 /* "<db path>: <op>: <SQLite's message>" into err; returns the mapped code.
  * Call it before anything else runs on the connection (the message is its). */
-static int fail(store *s, int rc, char *err)
+int store_fail(store *s, int rc, char *err)
 {
 	int code = map_rc(s->db, rc), prim = rc & 0xff;
 	const char *msg = sqlite3_errmsg(s->db);
@@ -318,34 +301,34 @@ static int fail(store *s, int rc, char *err)
 	return byol_err(err, code, "%s: %s: %s", s->path, s->op, msg);
 }
 
-static void done(sqlite3_stmt *st)
+void store_done(sqlite3_stmt *st)
 {
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 }
 
 /* Steps statement id (bound by the caller) to its end and resets it. */
-static int exec(store *s, int id, char *err)
+int store_exec(store *s, int id, char *err)
 {
 	int rc = sqlite3_step(s->st[id]), code = 0;
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-		code = fail(s, rc, err);
-	done(s->st[id]);
+		code = store_fail(s, rc, err);
+	store_done(s->st[id]);
 	return code;
 }
 
-static int begin(store *s, char *err)
+int store_begin(store *s, char *err)
 {
-	return exec(s, ST_BEGIN, err);
+	return store_exec(s, ST_BEGIN, err);
 }
 
-static int commit(store *s, char *err)
+int store_commit(store *s, char *err)
 {
-	return exec(s, ST_COMMIT, err);
+	return store_exec(s, ST_COMMIT, err);
 }
 
 /* Ends a failed transaction, if SQLite has not already rolled it back. */
-static void rollback(store *s)
+void store_rollback(store *s)
 {
 	if (!sqlite3_get_autocommit(s->db)) {
 		sqlite3_step(s->st[ST_ROLLBACK]);
@@ -353,7 +336,7 @@ static void rollback(store *s)
 	}
 }
 
-static void copy_col(char *dst, size_t n, sqlite3_stmt *st, int col)
+void store_copy_col(char *dst, size_t n, sqlite3_stmt *st, int col)
 {
 	const char *t = (const char *)sqlite3_column_text(st, col);
 	snprintf(dst, n, "%s", t ? t : "");
@@ -371,16 +354,11 @@ static char *dup_col(sqlite3_stmt *st, int col, int *oom)
 	return d;
 }
 
-static double col_real(sqlite3_stmt *st, int col)
-{
-	return sqlite3_column_type(st, col) == SQLITE_NULL ? NAN : sqlite3_column_double(st, col);
-}
-
 /* Steps st (bound by the caller) to its end, turning each row into an element
  * of el bytes with row() (0 or -ENOMEM) in a malloc'd array *out of *n. On
  * failure every element is released (release may be NULL) and *out is NULL. */
-static int collect(store *s, sqlite3_stmt *st, size_t el, int (*row)(sqlite3_stmt *, void *),
-		   void (*release)(void *), void **out, int *n, char *err)
+int store_collect(store *s, sqlite3_stmt *st, size_t el, int (*row)(sqlite3_stmt *, void *),
+		  void (*release)(void *), void **out, int *n, char *err)
 {
 	char *arr = NULL;
 	int cap = 0, cnt = 0, rc, code = 0;
@@ -405,8 +383,8 @@ static int collect(store *s, sqlite3_stmt *st, size_t el, int (*row)(sqlite3_stm
 		cnt++;
 	}
 	if (!code && rc != SQLITE_DONE)
-		code = fail(s, rc, err);
-	done(st);
+		code = store_fail(s, rc, err);
+	store_done(st);
 	if (code) {
 		for (int i = 0; release && i < cnt; i++)
 			release(arr + (size_t)i * el);
@@ -418,7 +396,7 @@ static int collect(store *s, sqlite3_stmt *st, size_t el, int (*row)(sqlite3_stm
 	return 0;
 }
 
-static int name_ok(const char *name, const char *what, int allow_empty, char *err)
+int store_name_ok(const char *name, const char *what, int allow_empty, char *err)
 {
 	if (!name || (!allow_empty && !*name))
 		return byol_err(err, -EINVAL, "%s is empty", what);
@@ -429,11 +407,21 @@ static int name_ok(const char *name, const char *what, int allow_empty, char *er
 }
 
 /* A read statement that is already walking (its callback called us again). */
-static int reentered(store *s, int id, char *err)
+int store_reentered(store *s, int id, char *err)
 {
 	if (!sqlite3_stmt_busy(s->st[id]))
 		return 0;
 	return byol_err(err, -EBUSY, "%s: %s: called from its own callback", s->path, s->op);
+}
+
+int store_hex_ok(const char *h, size_t len)
+{
+	if (!h || strlen(h) != len)
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if (!((h[i] >= '0' && h[i] <= '9') || (h[i] >= 'a' && h[i] <= 'f')))
+			return 0;
+	return 1;
 }
 
 /* ---- open / close ---- */
@@ -455,8 +443,8 @@ static int pragma_int(store *s, const char *q, int *out, char *err)
 			code = byol_err(err, -EIO, "%s: not a SQLite database (%s)", s->path,
 					sqlite3_errmsg(s->db));
 		else {
-			op(s, "%s", q);
-			code = fail(s, rc, err);
+			store_op(s, "%s", q);
+			code = store_fail(s, rc, err);
 		}
 		sqlite3_finalize(st);
 		return code;
@@ -470,9 +458,9 @@ static int migrate(store *s, char *err)
 	for (int v = s->version; v < N_MIGRATIONS; v++) {
 		int rc, cur = 0;
 		char *msg = NULL, set[64];
-		op(s, "migrate the schema to version %d", v + 1);
+		store_op(s, "migrate the schema to version %d", v + 1);
 		if ((rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL)) != SQLITE_OK)
-			return fail(s, rc, err);
+			return store_fail(s, rc, err);
 		/* another process may have migrated while we waited for the lock */
 		if ((rc = pragma_int(s, "PRAGMA user_version", &cur, err)) < 0) {
 			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
@@ -520,8 +508,9 @@ int store_open(store **out, const char *path, char *err)
 	rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 				   SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE, NULL);
 	if (rc != SQLITE_OK) {
-		op(s, "open");
-		code = s->db ? fail(s, rc, err) : byol_err(err, -ENOMEM, "%s: out of memory", path);
+		store_op(s, "open");
+		code = s->db ? store_fail(s, rc, err)
+			     : byol_err(err, -ENOMEM, "%s: out of memory", path);
 		goto fail;
 	}
 	sqlite3_extended_result_codes(s->db, 1);
@@ -562,8 +551,8 @@ int store_open(store **out, const char *path, char *err)
 		}
 	}
 	if (rc != SQLITE_OK) {
-		op(s, "set WAL mode");
-		code = fail(s, rc, err);
+		store_op(s, "set WAL mode");
+		code = store_fail(s, rc, err);
 		sqlite3_finalize(jm);
 		goto fail;
 	}
@@ -580,8 +569,8 @@ int store_open(store **out, const char *path, char *err)
 	for (int i = 0; i < N_ST; i++) {
 		rc = sqlite3_prepare_v3(s->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL);
 		if (rc != SQLITE_OK) {
-			op(s, "prepare statement %d", i);
-			code = fail(s, rc, err);
+			store_op(s, "prepare statement %d", i);
+			code = store_fail(s, rc, err);
 			goto fail;
 		}
 	}
@@ -615,34 +604,24 @@ struct sqlite3 *store_sqlite(store *s)
 
 /* ---- experiments and runs ---- */
 
-static int hex_ok(const char *h, size_t len)
-{
-	if (!h || strlen(h) != len)
-		return 0;
-	for (size_t i = 0; i < len; i++)
-		if (!((h[i] >= '0' && h[i] <= '9') || (h[i] >= 'a' && h[i] <= 'f')))
-			return 0;
-	return 1;
-}
-
 int store_experiment_add(store *s, const char *name, const char *config_json,
 			 const char *ini_text, const store_run_spec *runs, int n_runs,
 			 int64_t *experiment_id, int64_t *run_ids, char *err)
 {
 	int code;
 	*experiment_id = 0;
-	if ((code = name_ok(name, "experiment name", 0, err)) < 0)
+	if ((code = store_name_ok(name, "experiment name", 0, err)) < 0)
 		return code;
 	if (n_runs < 1 || !runs)
 		return byol_err(err, -EINVAL, "experiment '%s': %d runs (at least 1)", name, n_runs);
 	if (!config_json)
 		return byol_err(err, -EINVAL, "experiment '%s': no config JSON", name);
 	for (int i = 0; i < n_runs; i++) {
-		if ((code = name_ok(runs[i].name, "run name", 0, err)) < 0)
+		if ((code = store_name_ok(runs[i].name, "run name", 0, err)) < 0)
 			return code;
 		if (!runs[i].config_json)
 			return byol_err(err, -EINVAL, "run '%s': no config JSON", runs[i].name);
-		if (!hex_ok(runs[i].config_hash, 16))
+		if (!store_hex_ok(runs[i].config_hash, 16))
 			return byol_err(err, -EINVAL, "run '%s': config hash '%s' is not 16 hex "
 					"digits", runs[i].name,
 					runs[i].config_hash ? runs[i].config_hash : "(null)");
@@ -650,9 +629,9 @@ int store_experiment_add(store *s, const char *name, const char *config_json,
 			return byol_err(err, -EINVAL, "run '%s': seed or total_steps out of range",
 					runs[i].name);
 	}
-	int64_t now = now_ms();
-	op(s, "add experiment '%s'", name);
-	if ((code = begin(s, err)) < 0)
+	int64_t now = store_now_ms();
+	store_op(s, "add experiment '%s'", name);
+	if ((code = store_begin(s, err)) < 0)
 		return code;
 	sqlite3_stmt *e = s->st[ST_EXP_INSERT], *r = s->st[ST_RUN_INSERT];
 	sqlite3_bind_text(e, 1, name, -1, SQLITE_STATIC);
@@ -660,7 +639,7 @@ int store_experiment_add(store *s, const char *name, const char *config_json,
 	sqlite3_bind_int(e, 3, n_runs);
 	sqlite3_bind_text(e, 4, config_json, -1, SQLITE_STATIC);
 	sqlite3_bind_text(e, 5, ini_text, -1, SQLITE_STATIC); /* NULL binds NULL */
-	if ((code = exec(s, ST_EXP_INSERT, err)) < 0)
+	if ((code = store_exec(s, ST_EXP_INSERT, err)) < 0)
 		goto fail;
 	int64_t eid = sqlite3_last_insert_rowid(s->db);
 	for (int i = 0; i < n_runs; i++) {
@@ -672,19 +651,19 @@ int store_experiment_add(store *s, const char *name, const char *config_json,
 		sqlite3_bind_int64(r, 6, now);
 		sqlite3_bind_int64(r, 7, runs[i].total_steps);
 		sqlite3_bind_text(r, 8, runs[i].config_json, -1, SQLITE_STATIC);
-		op(s, "add run '%s' of experiment '%s'", runs[i].name, name);
-		if ((code = exec(s, ST_RUN_INSERT, err)) < 0)
+		store_op(s, "add run '%s' of experiment '%s'", runs[i].name, name);
+		if ((code = store_exec(s, ST_RUN_INSERT, err)) < 0)
 			goto fail;
 		if (run_ids)
 			run_ids[i] = sqlite3_last_insert_rowid(s->db);
 	}
-	op(s, "add experiment '%s'", name);
-	if ((code = commit(s, err)) < 0)
+	store_op(s, "add experiment '%s'", name);
+	if ((code = store_commit(s, err)) < 0)
 		goto fail;
 	*experiment_id = eid;
 	return 0;
 fail:
-	rollback(s);
+	store_rollback(s);
 	return code;
 }
 
@@ -696,7 +675,7 @@ int store_experiment_get(store *s, int64_t id, store_experiment *out, char *err)
 	int rc = sqlite3_step(st), code = 0, oom = 0;
 	if (rc == SQLITE_ROW) {
 		out->id = sqlite3_column_int64(st, 0);
-		copy_col(out->name, sizeof(out->name), st, 1);
+		store_copy_col(out->name, sizeof(out->name), st, 1);
 		out->created_ms = sqlite3_column_int64(st, 2);
 		out->n_runs = sqlite3_column_int(st, 3);
 		out->config_json = dup_col(st, 4, &oom);
@@ -708,10 +687,10 @@ int store_experiment_get(store *s, int64_t id, store_experiment *out, char *err)
 	} else if (rc == SQLITE_DONE) {
 		code = byol_err(err, -ENOENT, "no experiment %ld", (long)id);
 	} else {
-		op(s, "read experiment %ld", (long)id);
-		code = fail(s, rc, err);
+		store_op(s, "read experiment %ld", (long)id);
+		code = store_fail(s, rc, err);
 	}
-	done(st);
+	store_done(st);
 	return code;
 }
 
@@ -733,15 +712,15 @@ static int run_from_row(sqlite3_stmt *st, store_run *r)
 	r->experiment_id = sqlite3_column_int64(st, 1);
 	r->sweep_index = sqlite3_column_int(st, 2);
 	store_status_parse((const char *)sqlite3_column_text(st, 3), &r->status, NULL);
-	copy_col(r->name, sizeof(r->name), st, 4);
-	copy_col(r->config_hash, sizeof(r->config_hash), st, 5);
+	store_copy_col(r->name, sizeof(r->name), st, 4);
+	store_copy_col(r->config_hash, sizeof(r->config_hash), st, 5);
 	r->seed = (uint64_t)sqlite3_column_int64(st, 6);
 	r->created_ms = sqlite3_column_int64(st, 7);
 	r->started_ms = sqlite3_column_int64(st, 8);   /* NULL reads as 0 */
 	r->finished_ms = sqlite3_column_int64(st, 9);
 	r->total_steps = sqlite3_column_int64(st, 10);
 	r->step = sqlite3_column_int64(st, 11);
-	copy_col(r->message, sizeof(r->message), st, 12);
+	store_copy_col(r->message, sizeof(r->message), st, 12);
 	r->config_json = dup_col(st, 13, &oom);
 	r->final_json = dup_col(st, 14, &oom);
 	if (oom) {
@@ -763,15 +742,15 @@ static int run_one(store *s, int id, store_run *out, char *err)
 	} else if (rc == SQLITE_DONE) {
 		code = -ENOENT;
 	} else {
-		code = fail(s, rc, err);
+		code = store_fail(s, rc, err);
 	}
-	done(st);
+	store_done(st);
 	return code;
 }
 
 int store_run_get(store *s, int64_t id, store_run *out, char *err)
 {
-	op(s, "read run %ld", (long)id);
+	store_op(s, "read run %ld", (long)id);
 	sqlite3_bind_int64(s->st[ST_RUN_GET], 1, id);
 	int code = run_one(s, ST_RUN_GET, out, err);
 	return code == -ENOENT ? byol_err(err, code, "no run %ld", (long)id) : code;
@@ -779,7 +758,7 @@ int store_run_get(store *s, int64_t id, store_run *out, char *err)
 
 int store_run_next_queued(store *s, store_run *out, char *err)
 {
-	op(s, "find the next queued run");
+	store_op(s, "find the next queued run");
 	int code = run_one(s, ST_RUN_NEXT, out, err);
 	return code == -ENOENT ? byol_err(err, code, "no run is queued") : code;
 }
@@ -815,7 +794,7 @@ int store_run_list(store *s, const store_run_filter *f, store_run **out, int *n,
 	store_run_filter all = { .any_status = 1 };
 	if (!f)
 		f = &all;
-	op(s, "list runs");
+	store_op(s, "list runs");
 	int id = f->any_status ? (f->experiment_id ? ST_RUN_LIST_E : ST_RUN_LIST)
 			       : (f->experiment_id ? ST_RUN_LIST_ES : ST_RUN_LIST_S);
 	sqlite3_stmt *st = s->st[id];
@@ -824,7 +803,7 @@ int store_run_list(store *s, const store_run_filter *f, store_run **out, int *n,
 	if (f->experiment_id)
 		sqlite3_bind_int64(st, 2, f->experiment_id);
 	sqlite3_bind_int(st, 3, f->limit > 0 ? f->limit : -1);
-	return collect(s, st, sizeof(**out), run_row, run_release, (void **)out, n, err);
+	return store_collect(s, st, sizeof(**out), run_row, run_release, (void **)out, n, err);
 }
 
 /* Moves run id to `to` (checking the transition) in one transaction; sets
@@ -834,8 +813,8 @@ static int move(store *s, int64_t id, store_status to, const char *message, int 
 {
 	if ((int)to < 0 || (int)to >= N_STATUS)
 		return byol_err(err, -EINVAL, "run %ld: bad status %d", (long)id, (int)to);
-	op(s, "move run %ld to %s", (long)id, store_status_name(to));
-	int code = begin(s, err), rc;
+	store_op(s, "move run %ld to %s", (long)id, store_status_name(to));
+	int code = store_begin(s, err), rc;
 	if (code < 0)
 		return code;
 	sqlite3_stmt *q = s->st[ST_RUN_STATUS], *u = s->st[ST_RUN_MOVE];
@@ -847,8 +826,8 @@ static int move(store *s, int64_t id, store_status to, const char *message, int 
 	else if (rc == SQLITE_DONE)
 		code = byol_err(err, -ENOENT, "no run %ld", (long)id);
 	else
-		code = fail(s, rc, err);
-	done(q);
+		code = store_fail(s, rc, err);
+	store_done(q);
 	if (code < 0)
 		goto fail;
 	if (!transition_ok(from, to)) {
@@ -858,15 +837,15 @@ static int move(store *s, int64_t id, store_status to, const char *message, int 
 	}
 	sqlite3_bind_int64(u, 1, id);
 	sqlite3_bind_text(u, 2, store_status_name(to), -1, SQLITE_STATIC);
-	sqlite3_bind_int64(u, 3, now_ms());
+	sqlite3_bind_int64(u, 3, store_now_ms());
 	sqlite3_bind_text(u, 4, message, -1, SQLITE_STATIC);
 	sqlite3_bind_int(u, 5, set_final);
 	sqlite3_bind_text(u, 6, final_json, -1, SQLITE_STATIC);
-	if ((code = exec(s, ST_RUN_MOVE, err)) < 0 || (code = commit(s, err)) < 0)
+	if ((code = store_exec(s, ST_RUN_MOVE, err)) < 0 || (code = store_commit(s, err)) < 0)
 		goto fail;
 	return 0;
 fail:
-	rollback(s);
+	store_rollback(s);
 	return code;
 }
 
@@ -890,410 +869,10 @@ int store_run_set_step(store *s, int64_t id, int64_t step, char *err)
 		return byol_err(err, -EINVAL, "run %ld: step %ld < 0", (long)id, (long)step);
 	sqlite3_bind_int64(s->st[ST_RUN_STEP], 1, id);
 	sqlite3_bind_int64(s->st[ST_RUN_STEP], 2, step);
-	op(s, "set the step of run %ld", (long)id);
-	int code = exec(s, ST_RUN_STEP, err);
+	store_op(s, "set the step of run %ld", (long)id);
+	int code = store_exec(s, ST_RUN_STEP, err);
 	if (code == 0 && sqlite3_changes(s->db) == 0)
 		code = byol_err(err, -ENOENT, "no run %ld", (long)id);
 	return code;
 }
 
-/* ---- per-step metrics ---- */
-
-static int metric_put(store *s, int64_t run_id, const store_metric *m, char *err)
-{
-	sqlite3_stmt *st = s->st[ST_MET_PUT];
-	const double v[5] = { m->loss, m->lr, m->tau, m->collapse, m->img_per_s };
-	sqlite3_bind_int64(st, 1, run_id);
-	sqlite3_bind_int64(st, 2, m->step);
-	sqlite3_bind_int(st, 3, m->epoch);
-	for (int i = 0; i < 5; i++) /* NaN binds as NULL */
-		if (isnan(v[i]))
-			sqlite3_bind_null(st, 4 + i);
-		else
-			sqlite3_bind_double(st, 4 + i, v[i]);
-	sqlite3_bind_int64(st, 9, m->unix_ms);
-	return exec(s, ST_MET_PUT, err);
-}
-
-int store_metrics_add(store *s, int64_t run_id, const store_metric *m, char *err)
-{
-	op(s, "add metrics of run %ld step %ld", (long)run_id, (long)m->step);
-	return metric_put(s, run_id, m, err);
-}
-
-int store_metrics_add_batch(store *s, int64_t run_id, const store_metric *m, int n, char *err)
-{
-	if (n <= 0)
-		return n == 0 ? 0 : byol_err(err, -EINVAL, "run %ld: %d metric rows", (long)run_id, n);
-	op(s, "add %d metric rows of run %ld", n, (long)run_id);
-	int code = begin(s, err);
-	if (code < 0)
-		return code;
-	for (int i = 0; i < n; i++) {
-		op(s, "add metrics of run %ld step %ld (row %d of %d)", (long)run_id,
-		   (long)m[i].step, i + 1, n);
-		if ((code = metric_put(s, run_id, &m[i], err)) < 0)
-			goto fail;
-	}
-	op(s, "commit %d metric rows of run %ld", n, (long)run_id);
-	if ((code = commit(s, err)) < 0)
-		goto fail;
-	return 0;
-fail:
-	rollback(s);
-	return code;
-}
-
-int store_metrics_read(store *s, int64_t run_id, int64_t from_step, int64_t to_step,
-		       store_metric_fn fn, void *ctx, char *err)
-{
-	op(s, "read metrics of run %ld", (long)run_id);
-	int code = reentered(s, ST_MET_READ, err), rc;
-	if (code < 0)
-		return code;
-	sqlite3_stmt *st = s->st[ST_MET_READ];
-	sqlite3_bind_int64(st, 1, run_id);
-	sqlite3_bind_int64(st, 2, from_step);
-	sqlite3_bind_int64(st, 3, to_step < 0 ? INT64_MAX : to_step);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		store_metric m = {
-			.step = sqlite3_column_int64(st, 0),
-			.epoch = sqlite3_column_int(st, 1),
-			.loss = col_real(st, 2),
-			.lr = col_real(st, 3),
-			.tau = col_real(st, 4),
-			.collapse = col_real(st, 5),
-			.img_per_s = col_real(st, 6),
-			.unix_ms = sqlite3_column_int64(st, 7),
-		};
-		if ((code = fn(&m, ctx)) != 0)
-			break;
-	}
-	if (!code && rc != SQLITE_DONE)
-		code = fail(s, rc, err);
-	done(st);
-	return code;
-}
-
-int store_metrics_count(store *s, int64_t run_id, int64_t *n, char *err)
-{
-	op(s, "count metrics of run %ld", (long)run_id);
-	sqlite3_stmt *st = s->st[ST_MET_COUNT];
-	sqlite3_bind_int64(st, 1, run_id);
-	int rc = sqlite3_step(st), code = 0;
-	*n = 0;
-	if (rc == SQLITE_ROW)
-		*n = sqlite3_column_int64(st, 0);
-	else
-		code = fail(s, rc, err);
-	done(st);
-	return code;
-}
-
-/* ---- evaluations ---- */
-
-int store_eval_add(store *s, int64_t run_id, int64_t step, const char *kind, double value,
-		   char *err)
-{
-	if (!kind || (strcmp(kind, "knn") != 0 && strcmp(kind, "probe") != 0))
-		return byol_err(err, -EINVAL, "run %ld: evaluation kind '%s' is not knn or probe",
-				(long)run_id, kind ? kind : "(null)");
-	op(s, "add the %s evaluation of run %ld step %ld", kind, (long)run_id, (long)step);
-	sqlite3_stmt *st = s->st[ST_EVAL_PUT];
-	sqlite3_bind_int64(st, 1, run_id);
-	sqlite3_bind_int64(st, 2, step);
-	sqlite3_bind_text(st, 3, kind, -1, SQLITE_STATIC);
-	if (isnan(value))
-		sqlite3_bind_null(st, 4);
-	else
-		sqlite3_bind_double(st, 4, value);
-	sqlite3_bind_int64(st, 5, now_ms());
-	return exec(s, ST_EVAL_PUT, err);
-}
-
-int store_evals_read(store *s, int64_t run_id, store_eval_fn fn, void *ctx, char *err)
-{
-	op(s, "read evaluations of run %ld", (long)run_id);
-	int code = reentered(s, ST_EVAL_READ, err), rc;
-	if (code < 0)
-		return code;
-	sqlite3_stmt *st = s->st[ST_EVAL_READ];
-	sqlite3_bind_int64(st, 1, run_id);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		store_eval e = { .step = sqlite3_column_int64(st, 0) };
-		copy_col(e.kind, sizeof(e.kind), st, 1);
-		e.value = col_real(st, 2);
-		e.unix_ms = sqlite3_column_int64(st, 3);
-		if ((code = fn(&e, ctx)) != 0)
-			break;
-	}
-	if (!code && rc != SQLITE_DONE)
-		code = fail(s, rc, err);
-	done(st);
-	return code;
-}
-
-/* ---- checkpoints ---- */
-
-int store_checkpoint_add(store *s, int64_t run_id, int64_t step, const char *path,
-			 const char *sha256, int64_t bytes, char *err)
-{
-	if (!path || !*path)
-		return byol_err(err, -EINVAL, "run %ld: checkpoint without a path", (long)run_id);
-	if (strlen(path) >= STORE_PATH_LEN)
-		return byol_err(err, -ENAMETOOLONG, "run %ld: checkpoint path longer than %d bytes",
-				(long)run_id, STORE_PATH_LEN - 1);
-	if (!hex_ok(sha256, 64))
-		return byol_err(err, -EINVAL, "%s: sha256 is not 64 lower-case hex digits", path);
-	op(s, "record checkpoint %s of run %ld step %ld", path, (long)run_id, (long)step);
-	sqlite3_stmt *st = s->st[ST_CK_PUT];
-	sqlite3_bind_int64(st, 1, run_id);
-	sqlite3_bind_int64(st, 2, step);
-	sqlite3_bind_text(st, 3, path, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, sha256, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 5, bytes);
-	sqlite3_bind_int64(st, 6, now_ms());
-	return exec(s, ST_CK_PUT, err);
-}
-
-static int checkpoint_row(sqlite3_stmt *st, void *p)
-{
-	store_checkpoint *c = p;
-	c->run_id = sqlite3_column_int64(st, 0);
-	c->step = sqlite3_column_int64(st, 1);
-	copy_col(c->path, sizeof(c->path), st, 2);
-	copy_col(c->sha256, sizeof(c->sha256), st, 3);
-	c->bytes = sqlite3_column_int64(st, 4);
-	c->created_ms = sqlite3_column_int64(st, 5);
-	return 0;
-}
-
-/* up to limit (-1: all) checkpoints of run_id, newest first */
-static int checkpoints(store *s, int64_t run_id, int limit, store_checkpoint **out, int *n,
-		       char *err)
-{
-	sqlite3_stmt *st = s->st[ST_CK_LIST];
-	sqlite3_bind_int64(st, 1, run_id);
-	sqlite3_bind_int(st, 2, limit);
-	return collect(s, st, sizeof(**out), checkpoint_row, NULL, (void **)out, n, err);
-}
-
-int store_checkpoint_latest(store *s, int64_t run_id, store_checkpoint *out, char *err)
-{
-	op(s, "find the latest checkpoint of run %ld", (long)run_id);
-	store_checkpoint *c;
-	int n, code = checkpoints(s, run_id, 1, &c, &n, err);
-	if (code < 0)
-		return code;
-	if (n == 0)
-		return byol_err(err, -ENOENT, "run %ld has no checkpoint", (long)run_id);
-	*out = c[0];
-	free(c);
-	return 0;
-}
-
-int store_checkpoint_list(store *s, int64_t run_id, store_checkpoint **out, int *n, char *err)
-{
-	op(s, "list the checkpoints of run %ld", (long)run_id);
-	return checkpoints(s, run_id, -1, out, n, err);
-}
-
-void store_paths_free(char **paths, int n)
-{
-	for (int i = 0; paths && i < n; i++)
-		free(paths[i]);
-	free(paths);
-}
-
-static int path_row(sqlite3_stmt *st, void *p)
-{
-	const char *t = (const char *)sqlite3_column_text(st, 0);
-	return (*(char **)p = strdup(t ? t : "")) ? 0 : -ENOMEM;
-}
-
-static void path_release(void *p)
-{
-	free(*(char **)p);
-}
-
-int store_checkpoint_prune(store *s, int64_t run_id, int keep, char ***paths, int *n, char *err)
-{
-	*paths = NULL;
-	*n = 0;
-	if (keep < 0)
-		return byol_err(err, -EINVAL, "run %ld: keep %d checkpoints", (long)run_id, keep);
-	op(s, "prune the checkpoints of run %ld to %d", (long)run_id, keep);
-	char **arr = NULL;
-	int cnt = 0, code;
-	/* the caller deletes files once this returns: the removal must be on disk */
-	if ((code = exec(s, ST_SYNC_FULL, err)) < 0)
-		return code;
-	if ((code = begin(s, err)) < 0)
-		goto out;
-	sqlite3_stmt *q = s->st[ST_CK_OLD], *d = s->st[ST_CK_DELETE];
-	sqlite3_bind_int64(q, 1, run_id);
-	sqlite3_bind_int(q, 2, keep);
-	if ((code = collect(s, q, sizeof(*arr), path_row, path_release, (void **)&arr, &cnt,
-			    err)) < 0)
-		goto out;
-	sqlite3_bind_int64(d, 1, run_id);
-	sqlite3_bind_int(d, 2, keep);
-	if ((code = exec(s, ST_CK_DELETE, err)) < 0)
-		goto out;
-	if (sqlite3_changes(s->db) != cnt) {
-		code = byol_err(err, -EIO, "%s: %s: selected %d rows but deleted %d", s->path, s->op,
-				cnt, sqlite3_changes(s->db));
-		goto out;
-	}
-	code = commit(s, err);
-out:
-	if (code < 0) {
-		rollback(s);
-		store_paths_free(arr, cnt);
-	} else {
-		*paths = arr;
-		*n = cnt;
-	}
-	exec(s, ST_SYNC_NORMAL, NULL);
-	return code;
-}
-
-/* ---- workers ---- */
-
-int store_worker_seen(store *s, const char *name, const char *host, int threads, char *err)
-{
-	int code;
-	if ((code = name_ok(name, "worker name", 0, err)) < 0 ||
-	    (code = name_ok(host ? host : "", "worker host", 1, err)) < 0)
-		return code;
-	if (threads < 0)
-		return byol_err(err, -EINVAL, "worker %s: %d threads", name, threads);
-	op(s, "record worker %s", name);
-	sqlite3_stmt *st = s->st[ST_WK_SEEN];
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, host ? host : "", -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 3, threads);
-	sqlite3_bind_int64(st, 4, now_ms());
-	return exec(s, ST_WK_SEEN, err);
-}
-
-int store_worker_served(store *s, const char *name, int64_t run_id, int64_t shards, char *err)
-{
-	int code;
-	if ((code = name_ok(name, "worker name", 0, err)) < 0)
-		return code;
-	if (shards < 0)
-		return byol_err(err, -EINVAL, "worker %s: %ld shards", name, (long)shards);
-	op(s, "record %ld shards of run %ld by worker %s", (long)shards, (long)run_id, name);
-	int64_t now = now_ms();
-	if ((code = begin(s, err)) < 0)
-		return code;
-	sqlite3_stmt *w = s->st[ST_WK_SERVED], *r = s->st[ST_RW_PUT];
-	sqlite3_bind_text(w, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(w, 2, shards);
-	sqlite3_bind_int64(w, 3, now);
-	if ((code = exec(s, ST_WK_SERVED, err)) < 0)
-		goto fail;
-	if (sqlite3_changes(s->db) == 0) {
-		code = byol_err(err, -ENOENT, "no worker named %s", name);
-		goto fail;
-	}
-	sqlite3_bind_int64(r, 1, run_id);
-	sqlite3_bind_text(r, 2, name, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(r, 3, shards);
-	sqlite3_bind_int64(r, 4, now);
-	if ((code = exec(s, ST_RW_PUT, err)) < 0 || (code = commit(s, err)) < 0)
-		goto fail;
-	return 0;
-fail:
-	rollback(s);
-	return code;
-}
-
-static int worker_row(sqlite3_stmt *st, void *p)
-{
-	store_worker *w = p;
-	copy_col(w->name, sizeof(w->name), st, 0);
-	copy_col(w->host, sizeof(w->host), st, 1);
-	w->threads = sqlite3_column_int(st, 2);
-	w->first_seen_ms = sqlite3_column_int64(st, 3);
-	w->last_seen_ms = sqlite3_column_int64(st, 4);
-	w->shards_done = sqlite3_column_int64(st, 5);
-	return 0;
-}
-
-int store_worker_list(store *s, store_worker **out, int *n, char *err)
-{
-	op(s, "list workers");
-	return collect(s, s->st[ST_WK_LIST], sizeof(**out), worker_row, NULL, (void **)out, n,
-		       err);
-}
-
-static int run_worker_row(sqlite3_stmt *st, void *p)
-{
-	store_run_worker *w = p;
-	copy_col(w->worker, sizeof(w->worker), st, 0);
-	w->shards = sqlite3_column_int64(st, 1);
-	w->first_ms = sqlite3_column_int64(st, 2);
-	w->last_ms = sqlite3_column_int64(st, 3);
-	return 0;
-}
-
-int store_run_workers(store *s, int64_t run_id, store_run_worker **out, int *n, char *err)
-{
-	op(s, "list the workers of run %ld", (long)run_id);
-	sqlite3_bind_int64(s->st[ST_RW_LIST], 1, run_id);
-	return collect(s, s->st[ST_RW_LIST], sizeof(**out), run_worker_row, NULL, (void **)out, n,
-		       err);
-}
-
-/* ---- events ---- */
-
-int store_event_add(store *s, int64_t run_id, store_level level, const char *message,
-		    int64_t *id, char *err)
-{
-	if ((int)level < 0 || (int)level > STORE_ERROR)
-		return byol_err(err, -EINVAL, "event level %d", (int)level);
-	op(s, "add an event%s", run_id ? " of a run" : "");
-	sqlite3_stmt *st = s->st[ST_EV_PUT];
-	sqlite3_bind_int64(st, 1, now_ms());
-	if (run_id)
-		sqlite3_bind_int64(st, 2, run_id);
-	sqlite3_bind_text(st, 3, store_level_name(level), -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, message ? message : "", -1, SQLITE_STATIC);
-	int code = exec(s, ST_EV_PUT, err);
-	if (id)
-		*id = code == 0 ? sqlite3_last_insert_rowid(s->db) : 0;
-	return code;
-}
-
-static int event_row(sqlite3_stmt *st, void *p)
-{
-	store_event *e = p;
-	const char *lv = (const char *)sqlite3_column_text(st, 3);
-	e->id = sqlite3_column_int64(st, 0);
-	e->unix_ms = sqlite3_column_int64(st, 1);
-	e->run_id = sqlite3_column_int64(st, 2);
-	e->level = STORE_INFO;
-	for (int i = 0; lv && i <= STORE_ERROR; i++)
-		if (strcmp(lv, level_names[i]) == 0)
-			e->level = (store_level)i;
-	copy_col(e->message, sizeof(e->message), st, 4);
-	return 0;
-}
-
-int store_event_list(store *s, const store_event_filter *f, store_event **out, int *n, char *err)
-{
-	store_event_filter all = { 0 };
-	if (!f)
-		f = &all;
-	op(s, "list events");
-	int id = f->run_id ? (f->newest_first ? ST_EV_RUN_DESC : ST_EV_RUN)
-			   : (f->newest_first ? ST_EV_ALL_DESC : ST_EV_ALL);
-	sqlite3_stmt *st = s->st[id];
-	if (f->run_id)
-		sqlite3_bind_int64(st, 1, f->run_id);
-	sqlite3_bind_int64(st, 2, f->after_id);
-	sqlite3_bind_int(st, 3, f->limit > 0 ? f->limit : -1);
-	return collect(s, st, sizeof(**out), event_row, NULL, (void **)out, n, err);
-}

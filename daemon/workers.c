@@ -128,7 +128,7 @@ int worker_send_params(byold *d, worker *w)
 	sp.step = (uint64_t)r->k;
 	sp.online.data = (uint8_t *)r->st.online;
 	sp.online.len = r->m.L.total * sizeof(float);
-	if (r->st.target && w->params_step != r->k - 1) {
+	if (r->st.target && (w->params_step < 0 || w->params_step != r->k - 1)) {
 		sp.target.data = (uint8_t *)r->st.target;
 		sp.target.len = r->m.n_target * sizeof(float);
 	}

@@ -110,9 +110,9 @@ const centry config_entries[] = {
 
 	NUM("eval", "knn_every_epochs", T_FLOAT, 0, 1000000, "1", knn_every_epochs,
 	    "kNN accuracy every N epochs; 0 = never"),
-	NUM("eval", "knn_k", T_INT, 1, 100000, "200", knn_k, "neighbours in kNN"),
+	NUM("eval", "knn_k", T_INT, 1, 100000, "20", knn_k, "neighbours in kNN"),
 	NUM("eval", "probe", T_BOOL, 0, 1, "true", probe, "linear probe at the end of the run"),
-	NUM("eval", "probe_epochs", T_INT, 1, 100000, "10", probe_epochs, "linear probe epochs"),
+	NUM("eval", "probe_epochs", T_INT, 1, 100000, "30", probe_epochs, "linear probe epochs"),
 
 	NUM("checkpoint", "every_steps", T_INT, 1, 2147483647, "200", every_steps,
 	    "checkpoint every N steps"),

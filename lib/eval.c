@@ -31,7 +31,7 @@
 probe_config probe_defaults(void)
 {
 	probe_config c = {
-		.epochs = 10,
+		.epochs = 30,
 		.batch = 256,
 		.lr = 1e-3f,
 		.weight_decay = 1e-5f,

@@ -16,6 +16,7 @@
 #include "byol/error.h"
 #include "byol/eval.h"
 #include "byol/runner.h"
+#include "byol/safetensors.h"
 
 #define FEATURE_BATCH 256
 
@@ -211,7 +212,35 @@ out:
 	return r;
 }
 
-int train_eval_checkpoint(const experiment_config *cfg, const char *path, int threads,
+/* The config a checkpoint was written with, reading the data from over's
+ * data.dir (the same images may live elsewhere on this machine). */
+static int checkpoint_config(const char *path, const experiment_config *over,
+			     experiment_config *out, char *err)
+{
+	st_file f;
+	int r = safetensors_read(&f, path, err);
+	if (r < 0)
+		return r;
+	const char *json = safetensors_meta(&f, "config");
+	if (!json)
+		r = byol_err(err, -EINVAL, "%s: no config in the checkpoint's metadata", path);
+	else if ((r = config_from_json(out, json, err)) < 0)
+		byol_err(err, r, "%s: the checkpoint's config does not parse", path);
+	safetensors_free(&f);
+	if (r < 0)
+		return r;
+	memcpy(out->data_dir, over->data_dir, sizeof(out->data_dir));
+	return 0;
+}
+
+static void eval_settings_from(experiment_config *c, const experiment_config *over)
+{
+	c->knn_k = over->knn_k;
+	c->probe = over->probe;
+	c->probe_epochs = over->probe_epochs;
+}
+
+int train_eval_checkpoint(const experiment_config *given, const char *path, int threads,
 			  train_report *rep, char *err)
 {
 	dataset train = {0}, test = {0};
@@ -221,6 +250,9 @@ int train_eval_checkpoint(const experiment_config *cfg, const char *path, int th
 	int r;
 	memset(rep, 0, sizeof(*rep));
 	rep->knn_acc = rep->probe_acc = -1;
+	experiment_config saved, *cfg = &saved;
+	if ((r = checkpoint_config(path, given, &saved, err)) < 0)
+		return r;
 	if ((r = dataset_load_dir(&train, &test, cfg->data_dir, cfg->train_limit, err)) < 0)
 		return r;
 	experiment_config c = *cfg;
@@ -233,10 +265,11 @@ int train_eval_checkpoint(const experiment_config *cfg, const char *path, int th
 	m.cfg = *cfg;
 	if (r < 0 || (r = checkpoint_load(path, &m, &st, err)) < 0)
 		goto out;
+	eval_settings_from(&m.cfg, given); /* after the config hash was checked */
 	openblas_set_num_threads(threads > 0 ? threads : 1);
 	eval_report ev;
 	double e0 = now_seconds();
-	if ((r = train_evaluate(&m, &st, &train, &test, 1, cfg->probe, &ev, err)) < 0)
+	if ((r = train_evaluate(&m, &st, &train, &test, 1, m.cfg.probe, &ev, err)) < 0)
 		goto out;
 	rep->eval_seconds = now_seconds() - e0;
 	rep->steps = st.step;

@@ -320,6 +320,59 @@ static void kick(worker *w)
 	}
 }
 
+static void setup_done(worker *w, job *j, int current)
+{
+	if (j->rc < 0) {
+		worker_log("run %llu: set-up failed: %s", (unsigned long long)j->setup.run_id,
+			   j->err);
+		if (current)
+			send_error(w, j->rc, j->err);
+		return;
+	}
+	run_state *rs = j->rs;
+	j->rs = NULL;
+	w->run = rs;
+	worker_log("run %llu: ready in %.1f s: %s, %zu parameters, %ld steps of %d shards of "
+		   "%d images, %ld train images, %d threads", (unsigned long long)rs->run_id,
+		   j->seconds, config_method_name(rs->cfg.method), rs->P, rs->plan.total_steps,
+		   rs->plan.shards, rs->plan.shard, rs->plan.n_train, w->opt.threads);
+	if (current)
+		send_run_ready(w, rs->run_id);
+}
+
+static void nodes_done(worker *w, job *j, int current)
+{
+	unsigned long long id = (unsigned long long)j->rs->run_id;
+	w->nodes_pending--;
+	if (!current || w->run != j->rs) {
+		worker_log("run %llu step %ld: result dropped: the connection that asked is gone",
+			   id, j->step);
+		return;
+	}
+	send_node_results(w, j);
+	uint64_t t = now_ms();
+	if (t - w->last_step_log_ms >= STEP_LOG_MS) {
+		w->last_step_log_ms = t;
+		worker_log("run %llu step %ld/%ld: %d node%s in %.3f s", id, j->step,
+			   j->rs->plan.total_steps, j->n_nodes, j->n_nodes == 1 ? "" : "s",
+			   j->seconds);
+	}
+}
+
+static void eval_done(worker *w, job *j, int current)
+{
+	unsigned long long id = (unsigned long long)j->rs->run_id;
+	if (j->rc < 0)
+		worker_log("run %llu: %s evaluation of step %ld failed: %s", id, j->eval_kind,
+			   j->step, j->err);
+	else
+		worker_log("run %llu: %s of step %ld: %.4f (%.1f s)", id, j->eval_kind, j->step,
+			   j->accuracy, j->seconds);
+	if (current)
+		send_eval_result(w, j->job_id, j->rs->run_id, (uint64_t)j->step, j->eval_kind,
+				 j->rc < 0 ? 0 : j->accuracy, j->seconds, j->rc < 0 ? j->err : NULL);
+}
+
 static void after_work_cb(uv_work_t *req, int status)
 {
 	job *j = req->data;
@@ -327,53 +380,12 @@ static void after_work_cb(uv_work_t *req, int status)
 	int current = j->gen == w->gen && w->open;
 	(void)status;
 	w->busy = NULL;
-	if (j->kind == JOB_SETUP) {
-		if (j->rc == 0) {
-			run_state *rs = j->rs;
-			j->rs = NULL;
-			w->run = rs;
-			worker_log("run %llu: ready in %.1f s: %s %zu parameters, %ld steps of %d shards "
-			     "of %d images, %ld train images, %d threads",
-			     (unsigned long long)rs->run_id, j->seconds,
-			     config_method_name(rs->cfg.method), rs->P, rs->plan.total_steps,
-			     rs->plan.shards, rs->plan.shard, rs->plan.n_train, w->opt.threads);
-			if (current)
-				send_run_ready(w, rs->run_id);
-		} else {
-			worker_log("run %llu: set-up failed: %s", (unsigned long long)j->setup.run_id,
-			     j->err);
-			if (current)
-				send_error(w, j->rc, j->err);
-		}
-	} else if (j->kind == JOB_NODES) {
-		w->nodes_pending--;
-		if (current && w->run == j->rs) {
-			send_node_results(w, j);
-			uint64_t t = now_ms();
-			if (t - w->last_step_log_ms >= STEP_LOG_MS) {
-				w->last_step_log_ms = t;
-				worker_log("run %llu step %ld/%ld: %d node%s in %.2f s",
-				     (unsigned long long)j->rs->run_id, j->step,
-				     j->rs->plan.total_steps, j->n_nodes, j->n_nodes == 1 ? "" : "s",
-				     j->seconds);
-			}
-		} else {
-			worker_log("run %llu step %ld: result dropped: the connection that asked is gone",
-			     (unsigned long long)j->rs->run_id, j->step);
-		}
-	} else {
-		if (j->rc < 0)
-			worker_log("run %llu: %s evaluation of step %ld failed: %s",
-			     (unsigned long long)j->rs->run_id, j->eval_kind, j->step, j->err);
-		else
-			worker_log("run %llu: %s of step %ld: %.4f (%.1f s)",
-			     (unsigned long long)j->rs->run_id, j->eval_kind, j->step, j->accuracy,
-			     j->seconds);
-		if (current)
-			send_eval_result(w, j->job_id, j->rs->run_id, (uint64_t)j->step,
-					 j->eval_kind, j->rc < 0 ? 0 : j->accuracy, j->seconds,
-					 j->rc < 0 ? j->err : NULL);
-	}
+	if (j->kind == JOB_SETUP)
+		setup_done(w, j, current);
+	else if (j->kind == JOB_NODES)
+		nodes_done(w, j, current);
+	else
+		eval_done(w, j, current);
 	job_free(j);
 	if (w->stopping) {
 		maybe_finish(w);
@@ -693,7 +705,7 @@ static void on_connect(conn *c, int status, const char *reason)
 	w->opened_ms = w->last_rx_ms = now_ms();
 	w->peer_beats = 0;
 	worker_log("connected to %s (%s) as %s, %d threads", w->addr, conn_name(c), w->name,
-	     w->opt.threads);
+		   w->opt.threads);
 	Byol__WorkerRegister reg = BYOL__WORKER_REGISTER__INIT;
 	Byol__Envelope e = BYOL__ENVELOPE__INIT;
 	reg.name = w->name;
@@ -834,7 +846,7 @@ int worker_net_run(const worker_net_options *opt)
 	uv_timer_start(&w->hb_timer, hb_cb, w->opt.heartbeat_ms, w->opt.heartbeat_ms);
 	if (try_connect(w, err) < 0) {
 		/* refused at once: a malformed address or option, not a missing peer */
-		worker_log("%s: %s", w->addr, err);
+		worker_log("%s", err);
 		w->stopping = 1;
 		uv_close((uv_handle_t *)&w->hb_timer, NULL);
 		uv_close((uv_handle_t *)&w->retry_timer, NULL);

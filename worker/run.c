@@ -20,9 +20,9 @@ void worker_log(const char *fmt, ...)
 	struct timespec ts;
 	struct tm tm;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	localtime_r(&ts.tv_sec, &tm);
-	size_t n = strftime(line, sizeof(line), "%Y-%m-%d %H:%M:%S", &tm);
-	n += (size_t)snprintf(line + n, sizeof(line) - n, ".%03ld byol-worker[%d]: ",
+	gmtime_r(&ts.tv_sec, &tm);
+	size_t n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
+	n += (size_t)snprintf(line + n, sizeof(line) - n, ".%03ldZ byol-worker[%d]: ",
 			      ts.tv_nsec / 1000000, (int)getpid());
 	va_list ap;
 	va_start(ap, fmt);

@@ -88,8 +88,9 @@ void run_compute_nodes(run_state *rs, long step, const int *lo, const int *hi, i
 int run_evaluate(run_state *rs, const char *kind, const float *online, const float *bn,
 		 int threads, double *acc, char *err);
 
-/* One line to stderr: a timestamp, the program and pid, the message. One write
- * per line, so lines from several threads do not mix. */
+/* One line to stderr: a UTC timestamp as byold writes them
+ * ("2024-05-01T12:00:00.123Z"), the program and pid, the message. One write per
+ * line, so lines from several threads do not mix. */
 void worker_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

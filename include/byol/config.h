@@ -94,9 +94,9 @@ typedef struct {
 	float temperature;              /* simclr: 0.5 */
 	/* [eval] */
 	float knn_every_epochs;         /* 1; 0 = never */
-	int knn_k;                      /* 200 */
+	int knn_k;                      /* 20 */
 	int probe;                      /* true */
-	int probe_epochs;               /* 10 */
+	int probe_epochs;               /* 30 */
 	/* [checkpoint] */
 	int every_steps;                /* 200 */
 	int keep;                       /* 3 */

@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 typedef struct {
-	int epochs;             /* passes over the train set; default 10 */
+	int epochs;             /* passes over the train set; default 30 */
 	int batch;              /* minibatch; default 256 */
 	float lr;               /* Adam learning rate; default 1e-3 */
 	float weight_decay;     /* L2 on the weights; default 1e-5 */

@@ -47,9 +47,11 @@ typedef struct {
 int train_local(const experiment_config *cfg, const train_options *opt, void *progress,
 		train_report *out, char *err);
 
-/* Evaluates the checkpoint at path (written for cfg) as train_local's final
- * evaluation would: kNN and, when cfg->probe, the linear probe, with `threads`
- * OpenBLAS threads. out->steps is the checkpoint's step. */
+/* Evaluates the checkpoint at path as train_local's final evaluation would: the
+ * model and training settings come from the config stored in the checkpoint;
+ * data.dir and the [eval] settings (knn_k, probe, probe_epochs) from cfg. kNN
+ * and, when probe is set, the linear probe, with `threads` OpenBLAS threads.
+ * out->steps is the checkpoint's step. */
 int train_eval_checkpoint(const experiment_config *cfg, const char *path, int threads,
 			  train_report *out, char *err);
 

@@ -86,7 +86,7 @@ static const char default_json[] =
 	"\"optim\":{\"name\":\"lars\",\"lr\":0.2,\"weight_decay\":1.5e-06,\"momentum\":0.9,"
 	"\"lars_eta\":0.001,\"epochs\":10,\"warmup_epochs\":1},"
 	"\"ema\":{\"tau_base\":0.99},\"loss\":{\"temperature\":0.5},"
-	"\"eval\":{\"knn_every_epochs\":1,\"knn_k\":200,\"probe\":true,\"probe_epochs\":10},"
+	"\"eval\":{\"knn_every_epochs\":1,\"knn_k\":20,\"probe\":true,\"probe_epochs\":30},"
 	"\"checkpoint\":{\"every_steps\":200,\"keep\":3}}";
 
 static experiment_config *new_config(void)
@@ -180,9 +180,9 @@ static void test_defaults(void **state)
 	assert_true(c->tau_base == 0.99f);
 	assert_true(c->temperature == 0.5f);
 	assert_true(c->knn_every_epochs == 1.0f);
-	assert_int_equal(c->knn_k, 200);
+	assert_int_equal(c->knn_k, 20);
 	assert_int_equal(c->probe, 1);
-	assert_int_equal(c->probe_epochs, 10);
+	assert_int_equal(c->probe_epochs, 30);
 	assert_int_equal(c->every_steps, 200);
 	assert_int_equal(c->keep, 3);
 	assert_int_equal(c->n_sweep, 0);
@@ -532,7 +532,7 @@ static void test_hash(void **state)
 	config_hash(c, h);
 	snprintf(want, sizeof(want), "%016llx", (unsigned long long)fnv1a(default_json));
 	assert_string_equal(h, want);
-	assert_string_equal(h, "332889496eb2419b");
+	assert_string_equal(h, "dd755954fa43f22d");
 	/* Any change moves it; the sweep does not. */
 	set_ok(c, "sweep.experiment.seed=1,2");
 	config_hash(c, want);

@@ -1,0 +1,65 @@
+#!/bin/sh
+# Peers that break the protocol, against a daemon with a cluster token: garbage
+# bytes, an oversized length prefix, a truncated frame, a wrong token, a worker
+# whose gradient has the wrong size. Each connection is closed with a logged
+# reason, nothing else is disturbed: byolctl keeps answering, the real worker
+# keeps its connection, and a run completes with the reference bytes.
+. "$(dirname "$0")/cluster.inc"
+
+head -c 32 /dev/urandom | base64 >"$T/token"
+chmod 600 "$T/token"
+TOKEN_ARGS="--token-file $T/token"
+write_experiment "$T/exp.ini" eval.knn_every_epochs=0 eval.probe=false
+timeout 60 "$WORKER" --local "$T/exp.ini" --threads 1 --quiet --checkpoint "$T/ref.safetensors" \
+	>/dev/null 2>"$T/local.log" || fail "byol-worker --local failed"
+
+start_daemon
+start_worker w1 --threads 1
+fake() { timeout 30 "$PY" "$E2E_DIR/fakepeer.py" "$@" --timeout 20; }
+
+# expect MODE LOG-TEXT: the fake peer is closed, the daemon logged why, and it
+# still answers
+expect() {
+	mode=$1; want=$2
+	fake "$mode" "$ADDR" >"$T/fake-$mode.out" 2>&1 ||
+		fail "$mode: the connection was not closed: $(cat "$T/fake-$mode.out")"
+	i=0
+	until grep -q "$want" "$T/byold.log"; do
+		i=$((i + 1)); [ $i -lt 50 ] || fail "$mode: no '$want' in the daemon's log"; sleep 0.1
+	done
+	ctl list >/dev/null || fail "byolctl got no answer after $mode"
+}
+expect garbage "malformed Envelope"
+expect oversize "exceeds the limit"
+expect truncated "stream ended inside a frame"
+expect badtoken "authentication failed: wrong token"
+
+# byolctl with a wrong token or none: refused (exit 1), with the reason logged
+head -c 32 /dev/urandom | base64 >"$T/wrong"
+chmod 600 "$T/wrong"
+rc=0; "$BYOLCTL" --coordinator "$ADDR" --token-file "$T/wrong" list 2>"$T/wrong.err" || rc=$?
+[ $rc = 1 ] || fail "byolctl with a wrong token exited $rc: $(cat "$T/wrong.err")"
+grep -q "byolctl: authentication failed: wrong token" "$T/byold.log" ||
+	fail "no logged reason for refusing byolctl's wrong token"
+rc=0; "$BYOLCTL" --coordinator "$ADDR" list 2>"$T/none.err" || rc=$?
+[ $rc = 1 ] && grep -q "token" "$T/none.err" ||
+	fail "byolctl without a token: exit $rc, $(cat "$T/none.err")"
+
+# a worker that answers its tree node with a 2-float gradient
+fake shortgrad "$ADDR" --token-file "$T/token" >"$T/fake-shortgrad.out" 2>&1 &
+FAKE=$!
+PIDS="$PIDS $FAKE"
+sleep 0.5
+ctl submit "$T/exp.ini" --wait >"$T/submit.out" 2>"$T/submit.err" ||
+	fail "the run with a bad worker present failed: $(cat "$T/submit.err")"
+RUN=$(cat "$T/submit.out")
+rc=0; wait "$FAKE" || rc=$?
+[ $rc = 0 ] || fail "shortgrad: $(cat "$T/fake-shortgrad.out")"
+grep -q "shard_assign" "$T/fake-shortgrad.out" || fail "shortgrad got no work: $(cat "$T/fake-shortgrad.out")"
+grep "fakepeer" "$T/byold.log" | grep -q "grad 8 bytes" ||
+	fail "no logged reason for closing the short-gradient worker"
+CK=$(latest_checkpoint "$RUN")
+cmp "$CK" "$T/ref.safetensors" || fail "the run served beside a bad worker differs from the reference"
+metrics_check "$RUN" 8
+grep -q "disconnected" "$T/w1.log" && fail "the real worker lost its connection: $(grep disconnected "$T/w1.log")"
+echo "bad_peers: ok (run $RUN)"

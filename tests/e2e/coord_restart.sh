@@ -1,0 +1,51 @@
+#!/bin/sh
+# The coordinator SIGKILLed in the middle of a run and started again on the same
+# state directory: it continues the run from its last checkpoint, the workers
+# and the waiting `byolctl submit --wait` reconnect by themselves, the run
+# completes with the bytes of the undisturbed run, and SQLite holds exactly one
+# metric row per step (the recomputed steps replaced, none lost or doubled).
+. "$(dirname "$0")/cluster.inc"
+
+LONG="data.train_limit=4096 data.batch_size=256 optim.epochs=6 eval.knn_every_epochs=0
+eval.probe=false checkpoint.every_steps=8 checkpoint.keep=3"
+write_experiment "$T/exp.ini" $LONG
+TOTAL=96
+timeout 60 "$WORKER" --local "$T/exp.ini" --threads 1 --quiet --checkpoint "$T/ref.safetensors" \
+	>/dev/null 2>"$T/local.log" || fail "byol-worker --local failed"
+
+start_daemon
+start_worker w1 --threads 1
+start_worker w2 --threads 1
+ctl submit "$T/exp.ini" --wait >"$T/submit.out" 2>"$T/submit.err" &
+SUBMIT=$!
+PIDS="$PIDS $SUBMIT"
+i=0
+until [ -s "$T/submit.out" ]; do
+	i=$((i + 1)); [ $i -lt 100 ] || fail "no run id from submit"; sleep 0.1
+done
+RUN=$(head -n1 "$T/submit.out")
+wait_step "$RUN" 11
+kill_daemon
+AT=$(db "SELECT step FROM runs WHERE id = $RUN;")
+CKS=$(db "SELECT count(*) FROM checkpoints WHERE run_id = $RUN;")
+echo "killed byold at step $AT of $TOTAL ($CKS checkpoints recorded)" >&2
+[ "$AT" -lt $TOTAL ] || fail "the run had finished before the kill"
+[ "$(db "SELECT status FROM runs WHERE id = $RUN;")" = running ] || fail "run not 'running' after the kill"
+sleep 0.5
+restart_daemon
+rc=0; wait "$SUBMIT" || rc=$?
+[ $rc = 0 ] || fail "submit --wait exited $rc across the restart: $(cat "$T/submit.err")"
+
+J=$(run_json "$RUN")
+[ "$(json_get "$J" status)" = completed ] || fail "run $RUN is not completed: $J"
+[ "$(json_get "$J" step)" = $TOTAL ] || fail "run $RUN: expected step $TOTAL: $J"
+metrics_check "$RUN" $TOTAL
+CK=$(latest_checkpoint "$RUN")
+[ "$(checkpoint_step "$CK")" = $TOTAL ] || fail "latest checkpoint $CK is not the final one"
+cmp "$CK" "$T/ref.safetensors" || fail "the restarted run differs from the undisturbed run"
+for w in w1 w2; do
+	grep -q "connected to" "$T/$w.log" || fail "$w never connected"
+	n=$(grep -c "connected to $ADDR" "$T/$w.log" || true)
+	[ "$n" -ge 2 ] || fail "$w did not reconnect after the restart ($n connections)"
+done
+echo "coord_restart: ok (run $RUN, killed at step $AT)"

@@ -1,0 +1,236 @@
+#!/usr/bin/env python3
+"""fakepeer.py — a misbehaving peer of byold, for the end-to-end tests.
+
+    fakepeer.py MODE HOST:PORT [--token-file FILE] [--timeout S]
+
+MODE:
+  garbage    a frame of the right size whose bytes are not an Envelope
+  oversize   a length prefix far over the daemon's limit
+  truncated  a length prefix, part of the frame, then the end of the stream
+  badtoken   the handshake with a wrong token
+  shortgrad  a worker that registers, takes a run and answers its first tree
+             node with a gradient of the wrong size
+
+Exits 0 when the daemon closed the connection (as it must), 1 otherwise, and
+prints what it saw. Protobuf messages are encoded and decoded by hand: only the
+few fields used here (proto/byol.proto has the numbers).
+"""
+import hashlib
+import hmac
+import os
+import socket
+import struct
+import sys
+import time
+
+# Envelope field numbers
+SERVER_HELLO, CLIENT_AUTH, AUTH_RESULT, ERROR, HEARTBEAT = 1, 2, 3, 4, 5
+WORKER_REGISTER, RUN_SETUP, STEP_PARAMS, SHARD_ASSIGN, NODE_RESULT = 10, 11, 12, 13, 14
+EVAL_JOB, EVAL_RESULT, RUN_READY = 15, 16, 17
+ROLE_WORKER = 1
+
+
+def varint(n):
+    if n < 0:
+        n += 1 << 64
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def f_varint(num, v):
+    return varint(num << 3) + varint(v)
+
+
+def f_bytes(num, b):
+    if isinstance(b, str):
+        b = b.encode()
+    return varint((num << 3) | 2) + varint(len(b)) + b
+
+
+def f_double(num, x):
+    return varint((num << 3) | 1) + struct.pack("<d", x)
+
+
+def parse(buf):
+    """{field number: [values]}; varints as ints, length-delimited as bytes."""
+    out, i = {}, 0
+    while i < len(buf):
+        key, i = read_varint(buf, i)
+        num, wt = key >> 3, key & 7
+        if wt == 0:
+            v, i = read_varint(buf, i)
+        elif wt == 1:
+            v, i = buf[i:i + 8], i + 8
+        elif wt == 2:
+            n, i = read_varint(buf, i)
+            v, i = buf[i:i + n], i + n
+        elif wt == 5:
+            v, i = buf[i:i + 4], i + 4
+        else:
+            raise ValueError("wire type %d" % wt)
+        out.setdefault(num, []).append(v)
+    return out
+
+
+def read_varint(buf, i):
+    shift = v = 0
+    while True:
+        b = buf[i]
+        i += 1
+        v |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return v, i
+
+
+def first(d, num, default=0):
+    return d.get(num, [default])[0]
+
+
+def frame(num, body):
+    env = f_bytes(num, body)
+    return struct.pack(">I", len(env)) + env
+
+
+class Peer:
+    def __init__(self, addr, timeout):
+        host, port = addr.rsplit(":", 1)
+        self.s = socket.create_connection((host, int(port)), timeout=timeout)
+        self.buf = b""
+
+    def recv_frame(self):
+        """(field number, body) of the next Envelope, or None at EOF."""
+        while True:
+            if len(self.buf) >= 4:
+                n = struct.unpack(">I", self.buf[:4])[0]
+                if len(self.buf) >= 4 + n:
+                    env = parse(self.buf[4:4 + n])
+                    self.buf = self.buf[4 + n:]
+                    num = next(iter(env))
+                    return num, env[num][0]
+            try:
+                chunk = self.s.recv(1 << 20)
+            except ConnectionResetError:
+                return None
+            if not chunk:
+                return None
+            self.buf += chunk
+
+    def send(self, data):
+        self.s.sendall(data)
+
+    def closed_by_daemon(self):
+        """Reads until EOF; True when the daemon closed (within the timeout)."""
+        try:
+            while True:
+                got = self.recv_frame()
+                if got is None:
+                    return True
+                num, body = got
+                if num == ERROR:
+                    d = parse(body)
+                    print("daemon sent Error: %s" % first(d, 2, b"").decode(errors="replace"))
+                elif num == AUTH_RESULT:
+                    d = parse(body)
+                    print("daemon sent AuthResult ok=%d reason=%s" %
+                          (first(d, 1), first(d, 2, b"").decode(errors="replace")))
+        except socket.timeout:
+            return False
+
+    def handshake(self, token, role=ROLE_WORKER, name="fakepeer"):
+        num, body = self.recv_frame()
+        assert num == SERVER_HELLO, num
+        hello = parse(body)
+        nonce = first(hello, 1, b"")
+        client_nonce = os.urandom(32)
+        mac = hmac.new(token, nonce + bytes([role]), hashlib.sha256).digest() if token else b""
+        auth = (f_varint(1, role) + f_bytes(2, name) + (f_bytes(3, mac) if mac else b"") +
+                f_bytes(4, client_nonce) + f_bytes(5, "fakepeer/1") + f_varint(6, 1))
+        self.send(frame(CLIENT_AUTH, auth))
+        num, body = self.recv_frame()
+        assert num == AUTH_RESULT, num
+        res = parse(body)
+        return bool(first(res, 1)), first(res, 2, b"").decode(errors="replace")
+
+
+def main():
+    args = sys.argv[1:]
+    if len(args) < 2:
+        print(__doc__)
+        return 2
+    mode, addr = args[0], args[1]
+    token, timeout = None, 20.0
+    if "--token-file" in args:
+        token = open(args[args.index("--token-file") + 1], "rb").read().strip()
+    if "--timeout" in args:
+        timeout = float(args[args.index("--timeout") + 1])
+    p = Peer(addr, timeout)
+
+    if mode == "garbage":
+        p.send(struct.pack(">I", 24) + b"\xff" * 24)
+    elif mode == "oversize":
+        p.send(b"\x7f\xff\xff\xf0" + b"\x00" * 64)
+    elif mode == "truncated":
+        p.send(struct.pack(">I", 1000) + b"\x0a" * 10)
+        p.s.shutdown(socket.SHUT_WR)
+    elif mode == "badtoken":
+        ok, reason = p.handshake(b"this is not the cluster token at all")
+        print("auth ok=%d reason=%s" % (ok, reason))
+        if ok:
+            return 1
+    elif mode == "shortgrad":
+        ok, reason = p.handshake(token)
+        if not ok:
+            print("handshake refused: %s" % reason)
+            return 1
+        p.send(frame(WORKER_REGISTER, f_bytes(1, "fakepeer") + f_varint(2, 1) +
+                     f_bytes(3, "fakepeer/1") + f_bytes(4, "localhost")))
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            got = p.recv_frame()
+            if got is None:
+                print("daemon closed the connection before any shard_assign")
+                return 1
+            num, body = got
+            d = parse(body)
+            if num == RUN_SETUP:
+                run_id = first(d, 1)
+                print("run_setup run %d: param_count %d" % (run_id, first(d, 3)))
+                p.send(frame(RUN_READY, f_varint(1, run_id)))
+            elif num == SHARD_ASSIGN:
+                run_id, step = first(d, 1), first(d, 2)
+                node = parse(d[3][0]) if 3 in d else {}
+                lo, hi = first(node, 1), first(node, 2)
+                print("shard_assign run %d step %d node [%d, %d): answering 2 floats"
+                      % (run_id, step, lo, hi))
+                res = (f_varint(1, run_id) + f_varint(2, step) + f_varint(3, lo) +
+                       f_varint(4, hi) + f_bytes(5, b"\x00" * 8) + f_double(7, 1.0) +
+                       f_varint(9, 32))
+                p.send(frame(NODE_RESULT, res))
+                break
+            elif num == HEARTBEAT:
+                p.send(frame(HEARTBEAT, f_varint(1, 1)))
+            elif num == ERROR:
+                print("daemon sent Error: %s" % first(d, 2, b"").decode(errors="replace"))
+        else:
+            print("no shard_assign within %.0f s" % timeout)
+            return 1
+    else:
+        print("unknown mode %s" % mode)
+        return 2
+    if p.closed_by_daemon():
+        print("%s: the daemon closed the connection" % mode)
+        return 0
+    print("%s: the connection is still open after %.0f s" % (mode, timeout))
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
