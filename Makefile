@@ -96,7 +96,7 @@ CLIENT_SRCS := \
 	client/rpc.c
 DAEMON_LIBS := $(shell pkg-config --libs sqlite3 libsystemd)
 
-PROGRAMS := $(BIN)/byol-worker
+PROGRAMS := $(BIN)/byold $(BIN)/byol-worker $(BIN)/byolctl
 
 all: $(PROGRAMS)
 
@@ -145,6 +145,7 @@ T_dconf       := $(call o,error) $(BUILD)/daemon/dconf.o
 T_filter      := $(BUILD)/daemon/filter.o $(BUILD)/daemon/store.o $(BUILD)/libbyol.a
 
 UNIT_TESTS := rng idx augment nn nn_norm loss optim eval config safetensors model step checkpoint pool \
+              dconf filter \
               frame conn auth store
 UNIT_BINS  := $(UNIT_TESTS:%=$(BIN)/tests/test_%)
 
