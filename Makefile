@@ -47,6 +47,7 @@ LIB_SRCS := \
 	lib/eval.c \
 	lib/config.c \
 	lib/config_json.c \
+	lib/inifile.c \
 	lib/safetensors.c \
 	lib/model.c \
 	lib/step.c \
@@ -131,7 +132,7 @@ T_nn_norm     := $(call o,error nn nn_norm nn_conv rng)
 T_loss        := $(call o,error loss rng)
 T_optim       := $(call o,error params optim)
 T_eval        := $(call o,error rng eval)
-T_config      := $(call o,error config config_json)
+T_config      := $(call o,error config config_json inifile)
 T_safetensors := $(call o,error safetensors)
 T_frame       := $(call o,error frame) $(PROTO_OBJ)
 T_conn        := $(call o,error frame conn conn_net auth) $(PROTO_OBJ)
@@ -141,7 +142,7 @@ T_model       := $(BUILD)/libbyol.a
 T_step        := $(BUILD)/libbyol.a
 T_checkpoint  := $(BUILD)/libbyol.a
 T_store       := $(call o,error) $(BUILD)/daemon/store.o $(BUILD)/daemon/store_log.o
-T_dconf       := $(call o,error) $(BUILD)/daemon/dconf.o
+T_dconf       := $(call o,error inifile) $(BUILD)/daemon/dconf.o
 T_filter      := $(BUILD)/daemon/filter.o $(BUILD)/daemon/store.o $(BUILD)/libbyol.a
 
 UNIT_TESTS := rng idx augment nn nn_norm loss optim eval config safetensors model step checkpoint pool \

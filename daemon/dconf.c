@@ -1,15 +1,12 @@
 /*
  * dconf.c — byold.conf: one table drives parsing, defaults, ranges and --help.
  *
- * libinih as Debian builds it does not pass line numbers to the handler, so the
- * file goes through ini_parse_stream() with a line reader that counts physical
- * lines (as lib/config.c does for experiment files).
+ * The file is read by inifile (libinih with line numbers), like experiment files.
  */
 #include "byol/dconf.h"
 
 #include <ctype.h>
 #include <errno.h>
-#include <ini.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +14,7 @@
 #include <string.h>
 
 #include "byol/error.h"
+#include "byol/inifile.h"
 
 typedef enum { K_STR, K_INT, K_LEVEL } ktype;
 
@@ -172,147 +170,40 @@ void dconf_print_help(FILE *f)
 
 typedef struct {
 	dconf *c;
-	const char *name;
-	const char *p, *end;
-	int line;
-	int err_line, rc;
-	char *err;
 	int set_line[N_KEYS];
 } ctx;
 
-static int fail(ctx *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int fail(ctx *x, const char *fmt, ...)
+/* byold.conf has one section, [byold], which may also be left out. */
+static int known_section(void *user, const char *section)
 {
-	if (x->err_line)
-		return 0;
-	x->err_line = x->line;
-	x->rc = -EINVAL;
-	if (x->err) {
-		int n = snprintf(x->err, BYOL_ERR_LEN, "%s:%d: ", x->name, x->line);
-		va_list ap;
-		va_start(ap, fmt);
-		if (n >= 0 && n < BYOL_ERR_LEN)
-			vsnprintf(x->err + n, (size_t)(BYOL_ERR_LEN - n), fmt, ap);
-		va_end(ap);
-	}
-	return 0;
+	return !*section || strcmp(section, "byold") == 0;
 }
 
-/* One physical line per call, leading blanks stripped, section names checked. */
-static char *read_line(char *str, int num, void *stream)
-{
-	ctx *x = stream;
-	if (x->p >= x->end)
-		return NULL;
-	const char *nl = memchr(x->p, '\n', (size_t)(x->end - x->p));
-	const char *eol = nl ? nl : x->end;
-	const char *s = x->p;
-	x->p = nl ? nl + 1 : x->end;
-	x->line++;
-	while (s < eol && (*s == ' ' || *s == '\t'))
-		s++;
-	size_t n = (size_t)(eol - s);
-	if (n && s[n - 1] == '\r')
-		n--;
-	if (memchr(s, '\0', n)) {
-		fail(x, "NUL byte in the line");
-		n = 0;
-	} else if (n + 2 > (size_t)num) {
-		fail(x, "line longer than %d characters", num - 2);
-		n = 0;
-	}
-	memcpy(str, s, n);
-	str[n] = '\n';
-	str[n + 1] = '\0';
-	if (n && str[0] == '[') {
-		char *close = memchr(str, ']', n);
-		if (close) {
-			*close = '\0';
-			if (strcmp(str + 1, "byold") != 0)
-				fail(x, "unknown section [%s] (expected [byold])", str + 1);
-			*close = ']';
-		}
-	}
-	return str;
-}
-
-static int on_value(void *user, const char *section, const char *key, const char *value)
+static int on_value(inifile *f, void *user, const char *section, const char *key, char *val)
 {
 	ctx *x = user;
-	char val[DCONF_STR_LEN + 64];
-	if (*section && strcmp(section, "byold") != 0)
-		return fail(x, "unknown section [%s] (expected [byold])", section);
-	if (strlen(value) >= sizeof(val))
-		return fail(x, "%s: value too long", key);
-	strcpy(val, value);
-	for (char *h = strchr(val, '#'); h; h = strchr(h + 1, '#'))
-		if (h > val && isspace((unsigned char)h[-1])) {
-			*h = '\0';
-			break;
-		}
-	for (size_t n = strlen(val); n && isspace((unsigned char)val[n - 1]); n--)
-		val[n - 1] = '\0';
 	int i = find_key(key);
 	if (i < 0)
-		return fail(x, "%s: unknown key", key);
+		return inifile_fail(f, -EINVAL, "%s: unknown key", key);
 	if (x->set_line[i])
-		return fail(x, "%s: duplicate key (first on line %d)", key, x->set_line[i]);
+		return inifile_fail(f, -EINVAL, "%s: duplicate key (first on line %d)", key,
+				    x->set_line[i]);
 	char why[256];
 	if (set_value(x->c, &keys[i], val, why, sizeof(why)) < 0)
-		return fail(x, "%s: %s", key, why);
-	x->set_line[i] = x->line;
+		return inifile_fail(f, -EINVAL, "%s: %s", key, why);
+	x->set_line[i] = inifile_line(f);
 	return 1;
-}
-
-static int parse(dconf *c, const char *text, size_t len, const char *name, char *err)
-{
-	ctx *x = calloc(1, sizeof(*x));
-	if (!x)
-		return byol_err(err, -ENOMEM, "%s: out of memory", name);
-	x->c = c;
-	x->name = name;
-	x->p = text;
-	x->end = text + len;
-	x->err = err;
-	int ret = ini_parse_stream(read_line, x, on_value, x);
-	int rc = 0;
-	if (ret < 0)
-		rc = byol_err(err, -ENOMEM, "%s: out of memory", name);
-	else if (x->err_line && (ret == 0 || x->err_line <= ret))
-		rc = x->rc;
-	else if (ret > 0)
-		rc = byol_err(err, -EINVAL, "%s:%d: expected '[section]' or 'key = value'", name, ret);
-	free(x);
-	return rc;
 }
 
 int dconf_parse_string(dconf *c, const char *text, const char *name, char *err)
 {
-	return parse(c, text, strlen(text), name ? name : "<string>", err);
+	ctx x = {.c = c};
+	return inifile_parse_string(text, strlen(text), name ? name : "<string>", known_section,
+				    on_value, &x, err);
 }
 
 int dconf_parse_file(dconf *c, const char *path, char *err)
 {
-	enum { MAX_FILE = 1 << 20 };
-	FILE *f = fopen(path, "rb");
-	if (!f) {
-		int e = errno;
-		return byol_err(err, -e, "%s: %s", path, strerror(e));
-	}
-	char *buf = malloc(MAX_FILE + 1);
-	if (!buf) {
-		fclose(f);
-		return byol_err(err, -ENOMEM, "%s: out of memory", path);
-	}
-	size_t n = fread(buf, 1, MAX_FILE + 1, f);
-	int rc = 0;
-	if (ferror(f))
-		rc = byol_err(err, -EIO, "%s: read error", path);
-	else if (n > MAX_FILE)
-		rc = byol_err(err, -EFBIG, "%s: larger than %d bytes", path, MAX_FILE);
-	fclose(f);
-	if (rc == 0)
-		rc = parse(c, buf, n, path, err);
-	free(buf);
-	return rc;
+	ctx x = {.c = c};
+	return inifile_parse_file(path, known_section, on_value, &x, err);
 }

@@ -20,12 +20,12 @@
  * that start with " ;"; the handler strips " #" ones.
  */
 #include "byol/config.h"
+#include "byol/inifile.h"
 #include "byol/data.h"
 #include "byol/error.h"
 
 #include <ctype.h>
 #include <errno.h>
-#include <ini.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -484,181 +484,67 @@ static int sweep_add(experiment_config *c, const char *key, const char *values, 
 
 typedef struct {
 	experiment_config *c;
-	const char *name;               /* the file, in messages */
-	const char *p, *end;            /* reader cursor */
-	int line;                       /* physical line last handed to inih */
-	int err_line, rc;               /* the first error */
-	char *err;
 	int set_line[N_ENTRIES];        /* where each key was set; 0 = not yet */
 	int sweep_line[N_ENTRIES];      /* where each key was swept */
 } ini_ctx;
 
-static int ctx_fail(ini_ctx *x, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int ctx_fail(ini_ctx *x, int rc, const char *fmt, ...)
+static int known_section(void *user, const char *s)
 {
-	if (x->err_line)
-		return 0;               /* keep the first */
-	x->err_line = x->line;
-	x->rc = rc;
-	if (x->err) {
-		int n = snprintf(x->err, BYOL_ERR_LEN, "%s:%d: ", x->name, x->line);
-		va_list ap;
-		va_start(ap, fmt);
-		if (n >= 0 && n < BYOL_ERR_LEN)
-			vsnprintf(x->err + n, (size_t)(BYOL_ERR_LEN - n), fmt, ap);
-		va_end(ap);
-	}
-	return 0;
+	return *s && (strcmp(s, "sweep") == 0 || config_find_section(s) >= 0);
 }
 
-static int known_section(const char *s)
-{
-	return strcmp(s, "sweep") == 0 || config_find_section(s) >= 0;
-}
-
-/* inih's reader: one physical line per call, like fgets. */
-static char *ini_read_line(char *str, int num, void *stream)
-{
-	ini_ctx *x = stream;
-	if (x->p >= x->end)
-		return NULL;
-	const char *nl = memchr(x->p, '\n', (size_t)(x->end - x->p));
-	const char *eol = nl ? nl : x->end;
-	const char *s = x->p;
-	x->p = nl ? nl + 1 : x->end;
-	x->line++;
-	if (x->line == 1 && eol - s >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0)
-		s += 3;                 /* a UTF-8 byte order mark */
-	while (s < eol && (*s == ' ' || *s == '\t'))
-		s++;
-	size_t n = (size_t)(eol - s);
-	if (n && s[n - 1] == '\r')
-		n--;
-	if (memchr(s, '\0', n)) {
-		ctx_fail(x, -EINVAL, "NUL byte in the line");
-		n = 0;
-	} else if (n + 2 > (size_t)num) {
-		ctx_fail(x, -EINVAL, "line longer than %d characters", num - 2);
-		n = 0;
-	}
-	memcpy(str, s, n);
-	str[n] = '\n';
-	str[n + 1] = '\0';
-	if (n && str[0] == '[') {
-		/* inih takes everything up to the first ']' as the name. */
-		char *close = memchr(str, ']', n);
-		if (close) {
-			*close = '\0';
-			if (!known_section(str + 1))
-				ctx_fail(x, -EINVAL, "unknown section [%s]", str + 1);
-			*close = ']';
-		}
-	}
-	return str;
-}
-
-static int on_ini_value(void *user, const char *section, const char *key, const char *value)
+static int on_ini_value(inifile *f, void *user, const char *section, const char *key,
+			char *val)
 {
 	ini_ctx *x = user;
-	char val[4096];
-	if (strlen(value) >= sizeof(val))
-		return ctx_fail(x, -EINVAL, "[%s] %s: value too long", section, key);
-	strcpy(val, value);
-	/* "value   # comment": inih only knows " ;" comments. */
-	for (char *h = strchr(val, '#'); h; h = strchr(h + 1, '#'))
-		if (h > val && isspace((unsigned char)h[-1])) {
-			*h = '\0';
-			break;
-		}
-	for (size_t n = strlen(val); n && isspace((unsigned char)val[n - 1]); n--)
-		val[n - 1] = '\0';
-
 	char w[WHY_LEN];
-	if (!*section)
-		return ctx_fail(x, -EINVAL, "%s: key outside any [section]", key);
+	int line = inifile_line(f);
 	if (strcmp(section, "sweep") == 0) {
 		int a = config_find_dotted(key);
 		if (a >= 0 && x->sweep_line[a])
-			return ctx_fail(x, -EINVAL, "[sweep] %s: duplicate key (first on line %d)", key,
-					x->sweep_line[a]);
+			return inifile_fail(f, -EINVAL, "[sweep] %s: duplicate key (first on line %d)",
+					    key, x->sweep_line[a]);
 		if (sweep_add(x->c, key, val, 0, w) != 0)
-			return ctx_fail(x, -EINVAL, "[sweep] %s: %s", key, w);
-		x->sweep_line[a] = x->line;
+			return inifile_fail(f, -EINVAL, "[sweep] %s: %s", key, w);
+		x->sweep_line[a] = line;
 		return 1;
 	}
-	if (!known_section(section))
-		return ctx_fail(x, -EINVAL, "unknown section [%s]", section);
 	int i = config_find_entry(section, key);
 	if (i < 0)
-		return ctx_fail(x, -EINVAL, "[%s] %s: unknown key", section, key);
+		return inifile_fail(f, -EINVAL, "[%s] %s: unknown key", section, key);
 	if (x->set_line[i] > 0)
-		return ctx_fail(x, -EINVAL, "[%s] %s: duplicate key (first on line %d)", section, key,
-				x->set_line[i]);
+		return inifile_fail(f, -EINVAL, "[%s] %s: duplicate key (first on line %d)", section,
+				    key, x->set_line[i]);
 	if (config_set_entry(x->c, &config_entries[i], val, w) != 0)
-		return ctx_fail(x, -EINVAL, "[%s] %s: %s", section, key, w);
-	x->set_line[i] = x->line;
+		return inifile_fail(f, -EINVAL, "[%s] %s: %s", section, key, w);
+	x->set_line[i] = line;
 	return 1;
 }
 
-static int parse_buffer(experiment_config *c, const char *text, size_t len, const char *name,
-			char *err)
+static int parse_text(experiment_config *c, const char *text, const char *path, char *err)
 {
 	config_defaults(c);
 	ini_ctx *x = calloc(1, sizeof(*x));
 	if (!x)
-		return byol_err(err, -ENOMEM, "%s: out of memory", name);
+		return byol_err(err, -ENOMEM, "%s: out of memory", path ? path : "config");
 	x->c = c;
-	x->name = name;
-	x->p = text;
-	x->end = text + len;
-	x->err = err;
-	int ret = ini_parse_stream(ini_read_line, x, on_ini_value, x);
-	int rc = 0;
-	if (ret < 0)
-		rc = byol_err(err, -ENOMEM, "%s: out of memory", name);
-	else if (x->err_line && (ret == 0 || x->err_line <= ret))
-		rc = x->rc;
-	else if (ret > 0)
-		rc = byol_err(err, -EINVAL, "%s:%d: expected '[section]' or 'key = value'", name, ret);
+	int rc = text ? inifile_parse_string(text, strlen(text), path, known_section,
+					     on_ini_value, x, err)
+		      : inifile_parse_file(path, known_section, on_ini_value, x, err);
 	free(x);
+	if (rc < 0)
+		config_defaults(c);
 	return rc;
 }
 
 int config_parse_string(experiment_config *c, const char *text, const char *name, char *err)
 {
-	return parse_buffer(c, text, strlen(text), name ? name : "<string>", err);
+	return parse_text(c, text, name ? name : "<string>", err);
 }
 
 int config_parse_file(experiment_config *c, const char *path, char *err)
 {
-	enum { MAX_FILE = 1 << 20 };
-	FILE *f = fopen(path, "rb");
-	if (!f) {
-		int e = errno;
-		config_defaults(c);
-		return byol_err(err, -e, "%s: %s", path, strerror(e));
-	}
-	char *buf = malloc(MAX_FILE + 1);
-	if (!buf) {
-		fclose(f);
-		return byol_err(err, -ENOMEM, "%s: out of memory", path);
-	}
-	errno = 0;
-	size_t n = fread(buf, 1, MAX_FILE + 1, f);
-	int rc = 0;
-	if (ferror(f)) {
-		int e = errno ? errno : EIO;
-		rc = byol_err(err, -e, "%s: %s", path, strerror(e));
-	} else if (n > MAX_FILE) {
-		rc = byol_err(err, -EFBIG, "%s: larger than %d bytes", path, MAX_FILE);
-	}
-	fclose(f);
-	if (rc == 0)
-		rc = parse_buffer(c, buf, n, path, err);
-	else
-		config_defaults(c);
-	free(buf);
-	return rc;
+	return parse_text(c, NULL, path, err);
 }
 
 /* ---- --set -------------------------------------------------------------- */

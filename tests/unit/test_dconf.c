@@ -97,7 +97,7 @@ static void test_errors(void **state)
 	expect_error("[byold]\nlisten = a:1\nlisten = b:2\n",
 		     "byold.conf:3: listen: duplicate key (first on line 2)");
 	expect_error("[server]\nlisten = a:1\n",
-		     "byold.conf:1: unknown section [server] (expected [byold])");
+		     "byold.conf:1: unknown section [server]");
 	expect_error("[byold]\nlog_level = loud\n",
 		     "byold.conf:2: log_level: 'loud' is not one of debug, info, warn, error");
 	expect_error("[byold]\nthis is not ini\n",
