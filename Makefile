@@ -160,7 +160,7 @@ tests: $(UNIT_BINS) $(PROGRAMS)
 test: tests
 	BIN=$(BIN) tests/run.sh
 
-bench: $(BIN)/bench_train
+bench: $(BIN)/bench_train $(BIN)/bench_simworker
 
 $(BIN)/bench_%: $(BUILD)/bench/bench_%.o $(BUILD)/libbyol.a
 	@mkdir -p $(dir $@)

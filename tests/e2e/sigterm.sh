@@ -5,13 +5,7 @@
 # one metric row per step.
 . "$(dirname "$0")/cluster.inc"
 
-LONG="data.train_limit=4096 data.batch_size=256 optim.epochs=6 eval.knn_every_epochs=0
-eval.probe=false checkpoint.every_steps=50 checkpoint.keep=2"
-write_experiment "$T/exp.ini" $LONG
-TOTAL=96
-timeout 60 "$WORKER" --local "$T/exp.ini" --threads 1 --quiet --checkpoint "$T/ref.safetensors" \
-	>/dev/null 2>"$T/local.log" || fail "byol-worker --local failed"
-
+long_experiment 50 2
 start_daemon
 start_worker w1 --threads 1
 start_worker w2 --threads 1
