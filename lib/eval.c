@@ -25,7 +25,7 @@
 #include <string.h>
 
 #define PROBE_STD_FLOOR 1e-6
-#define KNN_BLOCK 256
+#define KNN_BLOCK 128
 #define KNN_NORM_EPS 1e-12
 
 probe_config probe_defaults(void)

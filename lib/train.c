@@ -189,6 +189,12 @@ int train_local(const experiment_config *cfg, const train_options *opt, void *pr
 	if (opt && opt->checkpoint_path &&
 	    (r = checkpoint_save(opt->checkpoint_path, &m, &st, NULL, err)) < 0)
 		goto out;
+	/* training is over: give its buffers back before the evaluation's */
+	for (int j = 0; j < S; j++)
+		shard_result_free(&res[j]);
+	st.pool = NULL;
+	shard_runner_free(runner);
+	runner = NULL;
 	eval_report ev;
 	double e0 = now_seconds();
 	openblas_set_num_threads(threads);
