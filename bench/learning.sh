@@ -30,6 +30,7 @@ for n in $all; do
 	gnws-modified-10) run $n $REF --set model.encoder_norm=gn_ws --set model.projector_norm=gn_ws --set model.predictor_norm=gn_ws --set model.init=modified ;;
 	lars-10) run $n --set eval.knn_every_epochs=0 ;;
 	lars-10-lr1) run $n --set eval.knn_every_epochs=0 --set optim.lr=1.0 ;;
+	lars-10-lr2) run $n --set eval.knn_every_epochs=0 --set optim.lr=2.0 ;;
 	*) echo "unknown run $n" >&2; exit 2 ;;
 	esac
 done
