@@ -95,7 +95,7 @@ const centry config_entries[] = {
 	ENUM("model", "init", init_names, "default", init, "weight initialisation"),
 
 	ENUM("optim", "name", optim_names, "lars", optim, "optimizer"),
-	NUM("optim", "lr", T_FLOAT, 0, 1000, "0.2", lr, "base learning rate for batch 256; scaled by B/256"),
+	NUM("optim", "lr", T_FLOAT, 0, 1000, "1.0", lr, "base learning rate for batch 256; scaled by B/256"),
 	NUM("optim", "weight_decay", T_FLOAT, 0, 10, "1.5e-6", weight_decay, "weight decay"),
 	NUM("optim", "momentum", T_FLOAT, 0, 1, "0.9", momentum, "momentum (adamw: beta1), below 1"),
 	NUM("optim", "lars_eta", T_FLOAT, 0, 1, "1e-3", lars_eta, "LARS trust coefficient"),

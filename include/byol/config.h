@@ -82,7 +82,7 @@ typedef struct {
 	init_kind init;                 /* default */
 	/* [optim] */
 	opt_name optim;                 /* lars */
-	float lr;                       /* 0.2, for batch 256; scaled by B/256 */
+	float lr;                       /* 1.0, for batch 256; scaled by B/256 */
 	float weight_decay;             /* 1.5e-6 */
 	float momentum;                 /* 0.9 */
 	float lars_eta;                 /* 1e-3 */

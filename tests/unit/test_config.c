@@ -83,7 +83,7 @@ static const char default_json[] =
 	"\"cnn_strides\":[1,2,2],\"proj_hidden\":1024,\"proj_dim\":128,\"pred_hidden\":1024,"
 	"\"encoder_norm\":\"bn\",\"projector_norm\":\"bn\",\"predictor_norm\":\"bn\","
 	"\"gn_groups\":32,\"init\":\"default\"},"
-	"\"optim\":{\"name\":\"lars\",\"lr\":0.2,\"weight_decay\":1.5e-06,\"momentum\":0.9,"
+	"\"optim\":{\"name\":\"lars\",\"lr\":1,\"weight_decay\":1.5e-06,\"momentum\":0.9,"
 	"\"lars_eta\":0.001,\"epochs\":10,\"warmup_epochs\":1},"
 	"\"ema\":{\"tau_base\":0.99},\"loss\":{\"temperature\":0.5},"
 	"\"eval\":{\"knn_every_epochs\":1,\"knn_k\":20,\"probe\":true,\"probe_epochs\":30},"
@@ -173,7 +173,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c->gn_groups, 32);
 	assert_int_equal(c->init, INIT_DEFAULT);
 	assert_int_equal(c->optim, OPT_LARS);
-	assert_true(c->lr == 0.2f && c->weight_decay == 1.5e-6f && c->momentum == 0.9f);
+	assert_true(c->lr == 1.0f && c->weight_decay == 1.5e-6f && c->momentum == 0.9f);
 	assert_true(c->lars_eta == 1e-3f);
 	assert_int_equal(c->epochs, 10);
 	assert_true(c->warmup_epochs == 1.0f);
@@ -532,7 +532,7 @@ static void test_hash(void **state)
 	config_hash(c, h);
 	snprintf(want, sizeof(want), "%016llx", (unsigned long long)fnv1a(default_json));
 	assert_string_equal(h, want);
-	assert_string_equal(h, "dd755954fa43f22d");
+	assert_string_equal(h, "74d0c064aee4befa");
 	/* Any change moves it; the sweep does not. */
 	set_ok(c, "sweep.experiment.seed=1,2");
 	config_hash(c, want);
