@@ -86,7 +86,7 @@ static void test_fields_and_config(void **state)
 	assert_true(matches("config.data.shard_size <= 32 AND status = completed", &a));
 	assert_false(matches("config.data.shard_size < 32", &a));
 	assert_true(matches("config.optim.lr = 0.1", &b));
-	assert_true(matches("config.optim.lr == 0.2", &a));
+	assert_true(matches("config.optim.lr == 1", &a));
 	assert_true(matches("config.eval.probe = true", &a));
 	assert_true(matches("config.model.encoder_widths = '1024, 1024, 512'", &a));
 	/* a number against text never matches */
