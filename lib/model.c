@@ -515,25 +515,3 @@ int model_init_modified(const model *m, float *params, const float *x, int B, ch
 	model_pass_free(p);
 	return 0;
 }
-
-void model_describe(const model *m, void *fp)
-{
-	FILE *f = fp;
-	static const char *kinds[] = {"linear", "conv3x3", "norm", "relu", "avgpool"};
-	for (int i = 0; i < m->n_ops; i++) {
-		const model_op *o = &m->ops[i];
-		fprintf(f, "%-9s %2d %-8s %3dx%-3d x%-5d -> %3dx%-3d x%-5d", module_names[o->module],
-			i, kinds[o->kind], o->h, o->w, o->in_c, o->ho, o->wo, o->out_c);
-		if (o->kind == OP_NORM)
-			fprintf(f, " %s%s", config_norm_name(o->norm), o->groups > 1 ? "" : "");
-		if (o->kind == OP_NORM && o->norm != NORM_BN)
-			fprintf(f, " groups=%d", o->groups);
-		if (o->kind == OP_CONV)
-			fprintf(f, " stride=%d", o->stride);
-		if (o->ws)
-			fprintf(f, " ws");
-		fputc('\n', f);
-	}
-	fprintf(f, "parameters: %zu online, %zu target, %zu bn statistics\n", m->L.total,
-		m->n_target, m->bn_layout.total);
-}

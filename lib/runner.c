@@ -39,11 +39,6 @@ fail:
 	return NULL;
 }
 
-int shard_runner_threads(const shard_runner *r)
-{
-	return r->threads;
-}
-
 static void run_one(void *arg, int thread, int task)
 {
 	shard_runner *r = arg;

@@ -98,7 +98,4 @@ void model_bn_stats(const model *m, const model_pass *p, float *stats);
  * variance per output unit over the batch. */
 int model_init_modified(const model *m, float *params, const float *x, int B, char *err);
 
-/* Prints the ops and parameter counts, one line each, to f (a FILE *). */
-void model_describe(const model *m, void *f);
-
 #endif

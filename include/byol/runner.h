@@ -18,7 +18,6 @@ typedef struct shard_runner shard_runner;
 
 /* threads >= 1. Returns NULL when out of memory. */
 shard_runner *shard_runner_new(const model *m, const step_plan *plan, int threads);
-int shard_runner_threads(const shard_runner *r);
 
 /* results[i] = step_shard_gradient(..., k, shards[i]) for i < n. Sets OpenBLAS to
  * one thread. */

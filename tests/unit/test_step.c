@@ -63,6 +63,14 @@ static double run_step(run *r, const dataset *d, const int *order, step_workspac
 	return sm.loss;
 }
 
+/* Every shard of the run's current step, in order, into r->res. */
+static void compute_shards(run *r, const dataset *d)
+{
+	for (int j = 0; j < r->plan.shards; j++)
+		step_shard_gradient(&r->m, r->ws, &r->plan, d, r->st.online, r->st.target,
+				    r->st.step, j, &r->res[j]);
+}
+
 static void assert_same_state(const run *a, const run *b)
 {
 	assert_int_equal(a->st.step, b->st.step);
@@ -276,9 +284,7 @@ static void test_nonfinite_gradient_rejected(void **s)
 	testutil_dataset(&d, 96, 6, 6, 1, 1);
 	run a = {0};
 	run_make(&a, &c, &d);
-	for (int j = 0; j < a.plan.shards; j++)
-		step_shard_gradient(&a.m, a.ws, &a.plan, &d, a.st.online, a.st.target, 0, j,
-				    &a.res[j]);
+	compute_shards(&a, &d);
 	a.res[2].grad[5] = NAN;
 	size_t P = a.m.L.total;
 	float *before = malloc(P * sizeof(float));
@@ -325,9 +331,7 @@ static void check_partition(int batch, const int *groups, int ngroups)
 	char err[BYOL_ERR_LEN];
 	for (int k = 0; k < 3; k++) {
 		run_step(&a, &d, NULL, NULL, 0);
-		for (int j = 0; j < S; j++)
-			step_shard_gradient(&b.m, b.ws, &b.plan, &d, b.st.online, b.st.target,
-					    b.st.step, j, &b.res[j]);
+		compute_shards(&b, &d);
 		for (int g = 0, lo = 0; g < ngroups; lo = groups[g++]) {
 			step_reduce_node(&b.m, b.res, lo, groups[g]);
 			node_hi[lo] = groups[g];
@@ -362,9 +366,7 @@ static void test_bad_partition_refused(void **s)
 	testutil_dataset(&d, 96, 6, 6, 1, 1);
 	run a = {0};
 	run_make(&a, &c, &d);
-	for (int j = 0; j < a.plan.shards; j++)
-		step_shard_gradient(&a.m, a.ws, &a.plan, &d, a.st.online, a.st.target, 0, j,
-				    &a.res[j]);
+	compute_shards(&a, &d);
 	int bad[4] = {1, 3, 0, 4}; /* [0,1) [1,3) [3,4): [1,3) is not a node */
 	char err[BYOL_ERR_LEN] = "";
 	float w0 = a.st.online[0];
