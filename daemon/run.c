@@ -205,22 +205,13 @@ static void setup_work(uv_work_t *req)
 			      "over max_frame_mb %d", P, (biggest >> 20) + 1, r->d->cfg.max_frame_mb);
 		goto out;
 	}
-	/* with a checkpoint to load, skip the data-dependent init (its config hash
-	 * is of the real config, so put it back before loading) */
-	experiment_config c = r->cfg;
-	if (r->n_candidates)
-		c.init = INIT_DEFAULT;
-	r->m.cfg = c;
-	rc = train_state_init(&r->st, &r->m, &r->plan, &train, err);
-	r->m.cfg = r->cfg;
-	if (rc < 0)
+	/* the parameters come from the latest checkpoint that loads, else the init */
+	if ((rc = train_state_alloc(&r->st, &r->m, err)) < 0)
 		goto out;
 	ckpt_restore(r);
-	if (r->resumed_step < 0 && c.init != r->cfg.init) {
-		train_state_free(&r->st);
-		if ((rc = train_state_init(&r->st, &r->m, &r->plan, &train, err)) < 0)
-			goto out;
-	}
+	if (r->resumed_step < 0 &&
+	    (rc = train_state_init_params(&r->st, &r->m, &r->plan, &train, err)) < 0)
+		goto out;
 	if (r->st.step > r->plan.total_steps) {
 		rc = byol_err(err, -EINVAL, "checkpoint %s is at step %ld, past the run's %ld steps",
 			      r->resumed_path, r->st.step, r->plan.total_steps);

@@ -222,8 +222,7 @@ static int init_from_first_batch(const model *m, const step_plan *plan, const da
 	return r;
 }
 
-int train_state_init(train_state *st, const model *m, const step_plan *plan,
-		     const dataset *train, char *err)
+int train_state_alloc(train_state *st, const model *m, char *err)
 {
 	memset(st, 0, sizeof(*st));
 	size_t P = m->L.total, NB = m->bn_layout.total + 1;
@@ -248,17 +247,30 @@ int train_state_init(train_state *st, const model *m, const step_plan *plan,
 		if (strstr(m->bn_layout.t[i].name, "running_var"))
 			for (size_t j = 0; j < m->bn_layout.t[i].count; j++)
 				st->bn_running[m->bn_layout.t[i].offset + j] = 1.0f;
+	return 0;
+}
+
+int train_state_init_params(train_state *st, const model *m, const step_plan *plan,
+			    const dataset *train, char *err)
+{
 	model_init_default(m, st->online, m->cfg.seed);
 	if (m->cfg.init == INIT_MODIFIED) {
 		int r = init_from_first_batch(m, plan, train, st->online, err);
-		if (r < 0) {
-			train_state_free(st);
+		if (r < 0)
 			return r;
-		}
 	}
 	if (st->target)
 		memcpy(st->target, st->online, m->n_target * sizeof(float));
 	return 0;
+}
+
+int train_state_init(train_state *st, const model *m, const step_plan *plan,
+		     const dataset *train, char *err)
+{
+	int r = train_state_alloc(st, m, err);
+	if (r == 0 && (r = train_state_init_params(st, m, plan, train, err)) < 0)
+		train_state_free(st);
+	return r;
 }
 
 void train_state_free(train_state *st)

@@ -252,7 +252,6 @@ int train_eval_checkpoint(const experiment_config *given, const char *path, int 
 	dataset train = {0}, test = {0};
 	model m = {0};
 	train_state st = {0};
-	step_plan plan;
 	int r;
 	memset(rep, 0, sizeof(*rep));
 	rep->knn_acc = rep->probe_acc = -1;
@@ -261,15 +260,9 @@ int train_eval_checkpoint(const experiment_config *given, const char *path, int 
 		return r;
 	if ((r = dataset_load_dir(&train, &test, cfg->data_dir, cfg->train_limit, err)) < 0)
 		return r;
-	experiment_config c = *cfg;
-	c.init = INIT_DEFAULT; /* the checkpoint holds the parameters */
 	if ((r = model_build(&m, cfg, train.h, train.w, train.c, err)) < 0 ||
-	    (r = step_plan_make(&plan, &c, train.n, err)) < 0)
-		goto out;
-	m.cfg = c;
-	r = train_state_init(&st, &m, &plan, &train, err);
-	m.cfg = *cfg;
-	if (r < 0 || (r = checkpoint_load(path, &m, &st, err)) < 0)
+	    (r = train_state_alloc(&st, &m, err)) < 0 ||
+	    (r = checkpoint_load(path, &m, &st, err)) < 0)
 		goto out;
 	eval_settings_from(&m.cfg, given); /* after the config hash was checked */
 	openblas_set_num_threads(threads > 0 ? threads : 1);

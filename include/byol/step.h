@@ -55,8 +55,15 @@ typedef struct {
 	struct pool *pool;      /* not owned; when set, step_apply runs tensors on it */
 } train_state;
 
-/* Allocates and initialises (default or data-dependent init from the first
- * shard of step 0) a run's state. Returns 0 or -errno with err. */
+/* Allocates a run's state: step 0, zeroed optimizer state, BN running means 0
+ * and variances 1, parameters not yet set (load a checkpoint into it, or call
+ * train_state_init_params). Returns 0 or -ENOMEM with err. */
+int train_state_alloc(train_state *st, const model *m, char *err);
+/* Sets the parameters of step 0: default init, or the data-dependent init on the
+ * first global batch of epoch 0; the target (BYOL) a copy of the online network. */
+int train_state_init_params(train_state *st, const model *m, const step_plan *plan,
+			    const dataset *train, char *err);
+/* train_state_alloc + train_state_init_params (freed on failure). */
 int train_state_init(train_state *st, const model *m, const step_plan *plan,
 		     const dataset *train, char *err);
 void train_state_free(train_state *st);
