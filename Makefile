@@ -94,6 +94,8 @@ WORKER_SRCS := \
 	worker/run.c
 CLIENT_SRCS := \
 	client/main.c \
+	client/cli.c \
+	client/cmd_run.c \
 	client/rpc.c
 DAEMON_LIBS := $(shell pkg-config --libs sqlite3 libsystemd)
 
