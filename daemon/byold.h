@@ -104,8 +104,12 @@ void worker_message(byold *d, worker *w, Byol__Envelope *e);
 void worker_closed(byold *d, worker *w, int code, const char *reason);
 /* Sends RunSetup of the active run (which must be set up) to w. */
 void worker_send_setup(byold *d, worker *w);
-/* Sends StepParams of the active run's current step (target when needed). */
+/* Sends StepParams of the active run's current step (target when needed); the
+ * same frame, packed once, to every worker whose replica is at the step before. */
 int worker_send_params(byold *d, worker *w);
+/* In the threadpool, after an apply: packs StepParams of step r->k + 1 into
+ * r->next_frame (NULL when out of memory: worker_send_params packs it then). */
+void worker_params_prepare(run *r);
 /* Records the shards w served in the store. */
 void worker_flush(byold *d, worker *w);
 /* 1 when w can take tree nodes of the active run's step. */
@@ -178,6 +182,11 @@ struct run {
 	double t_step0, t_covered, t_sent;
 	double stall_reported, last_log;
 	int waiting_ckpt;               /* covered while a checkpoint is written */
+
+	/* StepParams without a target, packed once per step */
+	conn_shared *params_frame;      /* of step params_frame_step, or NULL */
+	long params_frame_step;
+	conn_shared *next_frame;        /* packed by the apply for step k + 1 */
 
 	/* step_apply_nodes */
 	uv_work_t apply_req;

@@ -216,7 +216,13 @@ void coord_node_result(byold *d, worker *w, const Byol__NodeResult *nr)
 		run_fail(d, r, "out of memory for a node result of %zu floats", P);
 		return;
 	}
-	memcpy(s->grad, nr->grad.data, nr->grad.len);
+	float *adopted = conn_adopt(w->c, nr->grad.data);
+	if (adopted) {
+		free(s->grad);
+		s->grad = adopted;
+	} else {
+		memcpy(s->grad, nr->grad.data, nr->grad.len);
+	}
 	if (NB)
 		memcpy(s->bn_stats, nr->bn_stats.data, nr->bn_stats.len);
 	s->loss = nr->loss;
@@ -240,6 +246,8 @@ static void apply_work(uv_work_t *req)
 	double t0 = mono_s();
 	r->apply_rc = step_apply_nodes(&r->m, &r->plan, &r->st, r->slots, r->node_hi, &r->sm,
 				       r->apply_err);
+	if (r->apply_rc == 0 && r->k + 1 < r->plan.total_steps)
+		worker_params_prepare(r);
 	r->apply_s = mono_s() - t0;
 }
 
@@ -264,6 +272,12 @@ static void apply_done(uv_work_t *req, int status)
 	}
 	double t = mono_s();
 	long k = r->k++;
+	if (r->next_frame) {
+		conn_shared_unref(r->params_frame);
+		r->params_frame = r->next_frame;
+		r->params_frame_step = r->k;
+		r->next_frame = NULL;
+	}
 	double wall = t - r->t_step0;
 	double img_s = wall > 0 ? r->plan.batch / wall : 0;
 	r->last = r->sm;

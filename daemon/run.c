@@ -20,6 +20,8 @@
 static void run_free(run *r)
 {
 	evals_free(r);
+	conn_shared_unref(r->params_frame);
+	conn_shared_unref(r->next_frame);
 	if (r->slots)
 		for (int j = 0; j < r->plan.shards; j++)
 			shard_result_free(&r->slots[j]);

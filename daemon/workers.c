@@ -118,23 +118,54 @@ void worker_send_setup(byold *d, worker *w)
 		conn_close(w->c, rc, "cannot send RunSetup: %s", err);
 }
 
+/* StepParams of step k without a target. NULL with err when out of memory. */
+static conn_shared *params_frame(run *r, long k, char *err)
+{
+	Byol__StepParams sp = BYOL__STEP_PARAMS__INIT;
+	Byol__Envelope e = BYOL__ENVELOPE__INIT;
+	sp.run_id = (uint64_t)r->id;
+	sp.step = (uint64_t)k;
+	sp.online.data = (uint8_t *)r->st.online;
+	sp.online.len = r->m.L.total * sizeof(float);
+	e.msg_case = BYOL__ENVELOPE__MSG_STEP_PARAMS;
+	e.step_params = &sp;
+	conn_shared *f;
+	return conn_shared_pack(&e, &f, err) < 0 ? NULL : f;
+}
+
+void worker_params_prepare(run *r)
+{
+	char err[BYOL_ERR_LEN];
+	r->next_frame = params_frame(r, r->k + 1, err);
+}
+
 int worker_send_params(byold *d, worker *w)
 {
 	run *r = d->run;
 	char err[BYOL_ERR_LEN];
-	Byol__StepParams sp = BYOL__STEP_PARAMS__INIT;
-	Byol__Envelope e = BYOL__ENVELOPE__INIT;
-	sp.run_id = (uint64_t)r->id;
-	sp.step = (uint64_t)r->k;
-	sp.online.data = (uint8_t *)r->st.online;
-	sp.online.len = r->m.L.total * sizeof(float);
+	int rc;
 	if (r->st.target && (w->params_step < 0 || w->params_step != r->k - 1)) {
+		/* its replica is behind: the target too, for this worker only */
+		Byol__StepParams sp = BYOL__STEP_PARAMS__INIT;
+		Byol__Envelope e = BYOL__ENVELOPE__INIT;
+		sp.run_id = (uint64_t)r->id;
+		sp.step = (uint64_t)r->k;
+		sp.online.data = (uint8_t *)r->st.online;
+		sp.online.len = r->m.L.total * sizeof(float);
 		sp.target.data = (uint8_t *)r->st.target;
 		sp.target.len = r->m.n_target * sizeof(float);
+		e.msg_case = BYOL__ENVELOPE__MSG_STEP_PARAMS;
+		e.step_params = &sp;
+		rc = conn_send(w->c, &e, err);
+	} else {
+		if (r->params_frame && r->params_frame_step != r->k) {
+			conn_shared_unref(r->params_frame);
+			r->params_frame = NULL;
+		}
+		if (!r->params_frame && (r->params_frame = params_frame(r, r->k, err)))
+			r->params_frame_step = r->k;
+		rc = r->params_frame ? conn_send_shared(w->c, r->params_frame, err) : -ENOMEM;
 	}
-	e.msg_case = BYOL__ENVELOPE__MSG_STEP_PARAMS;
-	e.step_params = &sp;
-	int rc = conn_send(w->c, &e, err);
 	if (rc < 0) {
 		if (rc != -EPIPE)
 			conn_close(w->c, rc, "cannot send StepParams: %s", err);

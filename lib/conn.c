@@ -31,13 +31,25 @@ _Static_assert((int)BYOL__ROLE__ROLE_WORKER == (int)AUTH_ROLE_WORKER &&
 		       (int)BYOL__ROLE__ROLE_UNSPECIFIED == (int)AUTH_ROLE_SERVER,
 	       "auth.h role bytes must match byol.Role");
 
-/* A write request owns its frame: this header, then cap bytes. */
+/* A write request owns its frame, or its head: this header, then cap bytes.
+ * The frame's rest, when not in data: a shared frame or a borrowed tail. */
 struct wreq {
 	uv_write_t req;
 	conn *c;
 	struct wreq *next;       /* in the pool */
-	size_t cap, len;
+	size_t cap, len;         /* len: bytes of data sent */
+	size_t extra;            /* bytes sent from shared or the tail */
+	conn_shared *shared;     /* a reference, dropped when written */
+	conn_write_done done;    /* a borrowed tail's owner, told when written */
+	void *done_data;
 	max_align_t data[];
+};
+
+struct conn_shared {
+	int refs;
+	int msg_case;
+	size_t len;
+	uint8_t data[];
 };
 
 static int printable(const char *s)
@@ -278,7 +290,11 @@ static void write_cb(uv_write_t *req, int status)
 {
 	wreq *w = (wreq *)req;
 	conn *c = w->c;
-	c->queued -= w->len;
+	c->queued -= w->len + w->extra;
+	if (w->shared)
+		conn_shared_unref(w->shared);
+	if (w->done)
+		w->done(w->done_data, status);
 	pool_give(c, w);
 	if (status < 0) {
 		if (status != UV_ECANCELED && !c->closing) {
@@ -295,39 +311,47 @@ static void write_cb(uv_write_t *req, int status)
 	}
 }
 
-/* Queues e whatever the state (the handshake uses it directly). */
-static int send_frame(conn *c, const Byol__Envelope *e, char *err)
+/* A write request with room for n bytes of frame (from the pool when large). */
+static wreq *wreq_take(conn *c, size_t n)
 {
-	if (e->msg_case == BYOL__ENVELOPE__MSG__NOT_SET)
-		return byol_err(err, -EINVAL, "cannot send an Envelope with no message set");
-	size_t n = frame_size(e);
-	if (n - FRAME_HEADER > c->cfg->c.max_frame || n > UINT_MAX)
-		return byol_err(err, -EMSGSIZE, "%s message of %zu bytes exceeds the frame "
-				"limit %zu", frame_msg_name(e->msg_case), n - FRAME_HEADER,
-				c->cfg->c.max_frame);
 	wreq *w = n >= POOL_MIN ? pool_take(c, n) : NULL;
 	if (!w) {
 		size_t cap = n >= POOL_MIN ? (n + 4095) & ~(size_t)4095 : n;
 		if (!(w = malloc(sizeof(wreq) + cap)))
-			return byol_err(err, -ENOMEM, "out of memory for a %zu-byte frame", n);
+			return NULL;
 		w->cap = cap;
 	}
 	w->c = c;
 	w->next = NULL;
-	int rc = frame_pack(e, w->data, w->cap, &w->len, err);
+	w->len = w->extra = 0;
+	w->shared = NULL;
+	w->done = NULL;
+	w->done_data = NULL;
+	return w;
+}
+
+/* Writes w's data and then `more` (may be NULL); on failure the conn closes and
+ * w goes back (its shared reference and done callback are the caller's again). */
+static int wreq_write(conn *c, wreq *w, const void *more, size_t more_len, char *err)
+{
+	uv_buf_t b[2];
+	unsigned nb = 0;
+	if (w->len)
+		b[nb++] = uv_buf_init((char *)w->data, (unsigned)w->len);
+	if (more_len)
+		b[nb++] = uv_buf_init((char *)more, (unsigned)more_len);
+	w->extra = more_len;
+	int rc = uv_write(&w->req, &c->h.stream, b, nb, write_cb);
 	if (rc < 0) {
-		pool_give(c, w);
-		return rc;
-	}
-	uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)w->len);
-	if ((rc = uv_write(&w->req, &c->h.stream, &b, 1, write_cb)) < 0) {
+		w->shared = NULL;
+		w->done = NULL;
 		pool_give(c, w);
 		char r[BYOL_ERR_LEN];
 		snprintf(r, sizeof(r), "write failed: %s", uv_strerror(rc));
 		conn_close_error(c, rc, r);
 		return byol_err(err, rc, "%s: %s", c->peer, r);
 	}
-	c->queued += w->len;
+	c->queued += w->len + more_len;
 	if (!c->above && c->queued > c->cfg->c.high_water) {
 		c->above = 1;
 		if (c->cfg->c.on_high_water)
@@ -336,7 +360,36 @@ static int send_frame(conn *c, const Byol__Envelope *e, char *err)
 	return 0;
 }
 
-int conn_send(conn *c, const Byol__Envelope *e, char *err)
+static int frame_too_large(const conn *c, int msg_case, size_t n, char *err)
+{
+	if (n - FRAME_HEADER > c->cfg->c.max_frame || n > UINT_MAX)
+		return byol_err(err, -EMSGSIZE, "%s message of %zu bytes exceeds the frame "
+				"limit %zu", frame_msg_name(msg_case), n - FRAME_HEADER,
+				c->cfg->c.max_frame);
+	return 0;
+}
+
+/* Queues e whatever the state (the handshake uses it directly). */
+static int send_frame(conn *c, const Byol__Envelope *e, char *err)
+{
+	if (e->msg_case == BYOL__ENVELOPE__MSG__NOT_SET)
+		return byol_err(err, -EINVAL, "cannot send an Envelope with no message set");
+	size_t n = frame_size(e);
+	int rc = frame_too_large(c, e->msg_case, n, err);
+	if (rc < 0)
+		return rc;
+	wreq *w = wreq_take(c, n);
+	if (!w)
+		return byol_err(err, -ENOMEM, "out of memory for a %zu-byte frame", n);
+	if ((rc = frame_pack(e, w->data, w->cap, &w->len, err)) < 0) {
+		pool_give(c, w);
+		return rc;
+	}
+	return wreq_write(c, w, NULL, 0, err);
+}
+
+/* The checks of conn_send that do not depend on the message's size. */
+static int can_send(const conn *c, int msg_case, char *err)
 {
 	if (c->closing)
 		return byol_err(err, -EPIPE, "conn %llu %s: the connection is closing",
@@ -344,12 +397,90 @@ int conn_send(conn *c, const Byol__Envelope *e, char *err)
 	if (c->state != ST_OPEN)
 		return byol_err(err, -ENOTCONN, "conn %llu %s: the handshake has not "
 				"finished", (unsigned long long)c->id, c->peer);
-	if (e->msg_case == BYOL__ENVELOPE__MSG_SERVER_HELLO ||
-	    e->msg_case == BYOL__ENVELOPE__MSG_CLIENT_AUTH ||
-	    e->msg_case == BYOL__ENVELOPE__MSG_AUTH_RESULT)
+	if (msg_case == BYOL__ENVELOPE__MSG_SERVER_HELLO ||
+	    msg_case == BYOL__ENVELOPE__MSG_CLIENT_AUTH ||
+	    msg_case == BYOL__ENVELOPE__MSG_AUTH_RESULT)
 		return byol_err(err, -EINVAL, "%s is sent by the handshake only",
-				frame_msg_name(e->msg_case));
-	return send_frame(c, e, err);
+				frame_msg_name(msg_case));
+	return 0;
+}
+
+int conn_send_borrowed(conn *c, const Byol__Envelope *e, ProtobufCBinaryData *tail,
+		       unsigned tail_field, conn_write_done done, void *done_data, char *err)
+{
+	int rc = can_send(c, e->msg_case, err);
+	if (rc < 0)
+		return rc;
+	size_t want = frame_size(e) - tail->len + 32;
+	wreq *w = wreq_take(c, want);
+	if (!w)
+		return byol_err(err, -ENOMEM, "out of memory for a %zu-byte frame head", want);
+	size_t n;
+	if ((rc = frame_pack_head(e, tail, tail_field, w->data, w->cap, &w->len, &n, err)) < 0 ||
+	    (rc = frame_too_large(c, e->msg_case, n, err)) < 0) {
+		pool_give(c, w);
+		return rc;
+	}
+	w->done = done;
+	w->done_data = done_data;
+	return wreq_write(c, w, tail->data, tail->len, err);
+}
+
+int conn_shared_pack(const Byol__Envelope *e, conn_shared **out, char *err)
+{
+	*out = NULL;
+	if (e->msg_case == BYOL__ENVELOPE__MSG__NOT_SET)
+		return byol_err(err, -EINVAL, "cannot send an Envelope with no message set");
+	size_t n = frame_size(e);
+	conn_shared *f = malloc(sizeof(*f) + n);
+	if (!f)
+		return byol_err(err, -ENOMEM, "out of memory for a %zu-byte frame", n);
+	int rc = frame_pack(e, f->data, n, &f->len, err);
+	if (rc < 0) {
+		free(f);
+		return rc;
+	}
+	f->refs = 1;
+	f->msg_case = (int)e->msg_case;
+	*out = f;
+	return 0;
+}
+
+int conn_send_shared(conn *c, conn_shared *f, char *err)
+{
+	int rc = can_send(c, f->msg_case, err);
+	if (rc < 0 || (rc = frame_too_large(c, f->msg_case, f->len, err)) < 0)
+		return rc;
+	wreq *w = wreq_take(c, 0);
+	if (!w)
+		return byol_err(err, -ENOMEM, "out of memory for a write request");
+	w->shared = f;
+	f->refs++;
+	if ((rc = wreq_write(c, w, f->data, f->len, err)) < 0)
+		f->refs--;
+	return rc;
+}
+
+void conn_shared_unref(conn_shared *f)
+{
+	if (f && --f->refs == 0)
+		free(f);
+}
+
+size_t conn_shared_size(const conn_shared *f)
+{
+	return f->len;
+}
+
+int conn_send(conn *c, const Byol__Envelope *e, char *err)
+{
+	int rc = can_send(c, e->msg_case, err);
+	return rc < 0 ? rc : send_frame(c, e, err);
+}
+
+void *conn_adopt(conn *c, const void *p)
+{
+	return frame_arena_adopt(&c->arena, p);
 }
 
 size_t conn_write_queue_size(const conn *c)

@@ -271,6 +271,86 @@ int frame_encode(const Byol__Envelope *e, uint8_t **out, size_t *len, char *err)
 	return 0;
 }
 
+/* Protobuf's base-128 varint of v into p; returns its length. */
+static size_t put_varint(uint8_t *p, uint64_t v)
+{
+	size_t n = 0;
+	while (v >= 0x80) {
+		p[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	p[n++] = (uint8_t)v;
+	return n;
+}
+
+static size_t varint_size(uint64_t v)
+{
+	size_t n = 1;
+	while (v >= 0x80) {
+		v >>= 7;
+		n++;
+	}
+	return n;
+}
+
+#define WIRE_LEN 2      /* protobuf wire type of length-delimited fields */
+
+int frame_pack_head(const Byol__Envelope *e, ProtobufCBinaryData *tail, unsigned tail_field,
+		    void *head, size_t cap, size_t *head_len, size_t *frame_len, char *err)
+{
+	*head_len = *frame_len = 0;
+	if (e->msg_case == BYOL__ENVELOPE__MSG__NOT_SET)
+		return byol_err(err, -EINVAL, "cannot send an Envelope with no message set");
+	const ProtobufCFieldDescriptor *f =
+		protobuf_c_message_descriptor_get_field(&byol__envelope__descriptor,
+							(unsigned)e->msg_case);
+	if (!f || f->type != PROTOBUF_C_TYPE_MESSAGE || !tail_field)
+		return byol_err(err, -EINVAL, "frame_pack_head: %s is not a message",
+				frame_msg_name(e->msg_case));
+	const ProtobufCMessage *m = *(ProtobufCMessage *const *)((const char *)e + f->offset);
+	ProtobufCBinaryData saved = *tail;
+	tail->data = NULL;
+	tail->len = 0;
+	size_t body = protobuf_c_message_get_packed_size(m);
+	size_t tail_key = varint_size((uint64_t)tail_field << 3 | WIRE_LEN);
+	size_t inner = body + (saved.len ? tail_key + varint_size(saved.len) + saved.len : 0);
+	size_t env_key = varint_size((uint64_t)f->id << 3 | WIRE_LEN);
+	size_t n = env_key + varint_size(inner) + inner;
+	int rc = 0;
+	if (n > FRAME_MAX_LIMIT)
+		rc = byol_err(err, -EMSGSIZE, "%s message of %zu bytes is too large for a frame",
+			      frame_msg_name(e->msg_case), n);
+	else if (cap < FRAME_HEADER + n - saved.len)
+		rc = byol_err(err, -ENOSPC, "frame head of %zu bytes does not fit in %zu",
+			      FRAME_HEADER + n - saved.len, cap);
+	if (rc < 0) {
+		*tail = saved;
+		return rc;
+	}
+	uint8_t *p = head;
+	p[0] = (uint8_t)(n >> 24);
+	p[1] = (uint8_t)(n >> 16);
+	p[2] = (uint8_t)(n >> 8);
+	p[3] = (uint8_t)n;
+	size_t at = FRAME_HEADER;
+	at += put_varint(p + at, (uint64_t)f->id << 3 | WIRE_LEN);
+	at += put_varint(p + at, inner);
+	size_t packed = protobuf_c_message_pack(m, p + at);
+	*tail = saved;
+	if (packed != body)
+		return byol_err(err, -EINVAL, "%s message packed to %zu bytes, expected %zu "
+				"(modified while packing?)", frame_msg_name(e->msg_case),
+				packed, body);
+	at += packed;
+	if (saved.len) {
+		at += put_varint(p + at, (uint64_t)tail_field << 3 | WIRE_LEN);
+		at += put_varint(p + at, saved.len);
+	}
+	*head_len = at;
+	*frame_len = FRAME_HEADER + n;
+	return 0;
+}
+
 const char *frame_msg_name(int msg_case)
 {
 	if (msg_case == BYOL__ENVELOPE__MSG__NOT_SET)
@@ -292,12 +372,38 @@ typedef struct spill {
 	max_align_t pad[];       /* keeps the payload 16-byte aligned */
 } spill;
 
+/* A large allocation: a spare of the same size class, else a fresh malloc. */
+static void *big_alloc(frame_arena *a, size_t size)
+{
+	void *p = NULL;
+	size_t have = size;
+	for (int i = 0; i < a->n_spare; i++)
+		if (a->spare_size[i] >= size && a->spare_size[i] / 2 <= size) {
+			p = a->spare[i];
+			have = a->spare_size[i];
+			a->n_spare--;
+			a->spare[i] = a->spare[a->n_spare];
+			a->spare_size[i] = a->spare_size[a->n_spare];
+			break;
+		}
+	if (!p) {
+		if (!(p = malloc(size)))
+			return NULL;
+		a->mallocs++;
+	}
+	a->big[a->n_big] = p;
+	a->big_size[a->n_big++] = have;
+	return p;
+}
+
 static void *arena_alloc(void *data, size_t size)
 {
 	frame_arena *a = data;
 	size_t n = (size + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
 	if (n < size)
 		return NULL;
+	if (size >= FRAME_ADOPT_MIN && a->n_big < FRAME_ADOPT_MAX)
+		return big_alloc(a, size);
 	if (a->cap - a->used >= n) {
 		void *p = a->block + a->used;
 		a->used += n;
@@ -344,11 +450,35 @@ static void arena_reset(frame_arena *a)
 	a->spill = NULL;
 	a->spilled = 0;
 	a->used = 0;
+	for (int i = 0; i < a->n_big; i++) {
+		if (a->n_spare < FRAME_ADOPT_MAX) {
+			a->spare[a->n_spare] = a->big[i];
+			a->spare_size[a->n_spare++] = a->big_size[i];
+		} else {
+			free(a->big[i]);
+		}
+	}
+	a->n_big = 0;
+}
+
+void *frame_arena_adopt(frame_arena *a, const void *p)
+{
+	for (int i = 0; p && i < a->n_big; i++)
+		if (a->big[i] == p) {
+			void *q = a->big[i];
+			a->n_big--;
+			a->big[i] = a->big[a->n_big];
+			a->big_size[i] = a->big_size[a->n_big];
+			return q;
+		}
+	return NULL;
 }
 
 void frame_arena_free(frame_arena *a)
 {
 	arena_reset(a);
+	for (int i = 0; i < a->n_spare; i++)
+		free(a->spare[i]);
 	free(a->block);
 	uint64_t mallocs = a->mallocs;
 	frame_arena_init(a);
@@ -362,10 +492,11 @@ int frame_decode(frame_arena *a, const void *data, size_t len, Byol__Envelope **
 	if (!a->pa.alloc)
 		frame_arena_init(a);
 	arena_reset(a);
-	/* bytes fields are copied, so a frame needs about its own length; struct
-	 * overhead is small next to it except for many tiny submessages, which
-	 * the spill list and `want` catch */
-	size_t need = len + len / 8 + 4096;
+	/* bytes fields are copied, so a frame needs about its own length (less its
+	 * large bytes fields, which get their own malloc); struct overhead is small
+	 * next to it except for many tiny submessages, which the spill list and
+	 * `want` catch */
+	size_t need = (len < FRAME_ADOPT_MIN ? len + len / 8 : FRAME_ADOPT_MIN) + 4096;
 	if (need < a->want)
 		need = a->want;
 	if (a->cap < need) {

@@ -120,6 +120,7 @@ struct worker {
 	job *busy;              /* in the threadpool */
 	job *q_head, *q_tail;   /* waiting */
 	int nodes_pending;      /* JOB_NODES busy or waiting */
+	int borrowed;           /* NodeResults being written from the run's leaves */
 	inbox_msg *in_head, *in_tail;
 };
 
@@ -237,10 +238,31 @@ static void send_eval_result(worker *w, uint64_t job_id, uint64_t run_id, uint64
 	send_env(w, &e);
 }
 
+static void kick(worker *w);
+static void inbox_drain(worker *w);
+
+/* A NodeResult's gradient has left (or was dropped): the leaves may change. */
+static void node_result_written(void *data, int status)
+{
+	worker *w = data;
+	(void)status;
+	w->borrowed--;
+	if (w->borrowed || w->stopping || !w->c || !conn_is_open(w->c))
+		return;
+	kick(w);
+	inbox_drain(w);
+}
+
+/* The gradients go out from the leaves themselves, which no job touches until
+ * they are written (kick and on_run_setup wait for w->borrowed). */
 static void send_node_results(worker *w, const job *j)
 {
 	const run_state *rs = j->rs;
-	for (int i = 0; i < j->n_nodes; i++) {
+	const ProtobufCFieldDescriptor *grad_field =
+		protobuf_c_message_descriptor_get_field_by_name(&byol__node_result__descriptor,
+								"grad");
+	char err[BYOL_ERR_LEN];
+	for (int i = 0; i < j->n_nodes && w->c && conn_is_open(w->c); i++) {
 		const shard_result *r = &rs->leaves[j->off[i]];
 		Byol__NodeResult nr = BYOL__NODE_RESULT__INIT;
 		Byol__Envelope e = BYOL__ENVELOPE__INIT;
@@ -257,7 +279,11 @@ static void send_node_results(worker *w, const job *j)
 		nr.n = (uint32_t)r->n;
 		e.msg_case = BYOL__ENVELOPE__MSG_NODE_RESULT;
 		e.node_result = &nr;
-		send_env(w, &e);
+		if (conn_send_borrowed(w->c, &e, &nr.grad, grad_field->id, node_result_written, w,
+				       err) == 0)
+			w->borrowed++;
+		else
+			worker_log("cannot send node_result: %s", err);
 	}
 }
 
@@ -297,7 +323,6 @@ static void work_cb(uv_work_t *req)
 	j->seconds = mono_seconds() - t0;
 }
 
-static void inbox_drain(worker *w);
 static void maybe_finish(worker *w);
 
 static void after_work_cb(uv_work_t *req, int status);
@@ -305,7 +330,7 @@ static void after_work_cb(uv_work_t *req, int status);
 /* Starts the next waiting job when none is running. */
 static void kick(worker *w)
 {
-	if (w->busy || !w->q_head)
+	if (w->busy || w->borrowed || !w->q_head)
 		return;
 	job *j = w->q_head;
 	w->q_head = j->next;
@@ -406,7 +431,7 @@ static int setting_up(const worker *w)
 
 static int on_run_setup(worker *w, const Byol__RunSetup *s)
 {
-	if (w->busy)
+	if (w->busy || w->borrowed)
 		return H_WAIT;
 	queue_drop(w, "the coordinator set up a run");
 	run_setup_args a = {
@@ -462,8 +487,9 @@ static int on_step_params(worker *w, const Byol__StepParams *sp)
 	if (!rs)
 		return -EPROTO;
 	char err[BYOL_ERR_LEN];
-	if (run_apply_params(rs, sp->step, sp->online.data, sp->online.len, sp->target.data,
-			     sp->target.len, err) < 0)
+	void *own = w->c ? conn_adopt(w->c, sp->online.data) : NULL;
+	if (run_apply_params(rs, sp->step, own ? own : sp->online.data, sp->online.len,
+			     sp->target.data, sp->target.len, own != NULL, err) < 0)
 		return proto_error(w, "%s", err);
 	return H_DONE;
 }

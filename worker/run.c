@@ -129,8 +129,8 @@ int run_build(run_state **out, const run_setup_args *a, int threads, char *err)
 	return 0;
 }
 
-int run_apply_params(run_state *rs, uint64_t step, const void *online, size_t online_len,
-		     const void *target, size_t target_len, char *err)
+static int check_params(run_state *rs, uint64_t step, size_t online_len, size_t target_len,
+			int *ema, char *err)
 {
 	unsigned long long k = (unsigned long long)step;
 	if (step > (uint64_t)rs->plan.total_steps)
@@ -145,16 +145,35 @@ int run_apply_params(run_state *rs, uint64_t step, const void *online, size_t on
 					      "%zu (%zu floats)", k, target_len,
 				rs->NT * sizeof(float), rs->NT);
 	long s = (long)step;
-	int ema = 0;
+	*ema = 0;
 	if (rs->NT && !target_len) {
 		if (rs->target_step >= 0 && rs->target_step + 1 == s)
-			ema = 1;
+			*ema = 1;
 		else if (!(rs->target_step == s && rs->online_step == s)) /* not a repeat */
 			return byol_err(err, -EPROTO, "step_params %llu without a target, but this "
 						      "worker's target replica is at step %ld", k,
 					rs->target_step);
 	}
-	memcpy(rs->online, online, online_len);
+	return 0;
+}
+
+int run_apply_params(run_state *rs, uint64_t step, const void *online, size_t online_len,
+		     const void *target, size_t target_len, int online_owned, char *err)
+{
+	int ema;
+	int rc = check_params(rs, step, online_len, target_len, &ema, err);
+	if (rc < 0) {
+		if (online_owned)
+			free((void *)online);
+		return rc;
+	}
+	long s = (long)step;
+	if (online_owned) {
+		free(rs->online);
+		rs->online = (float *)online;
+	} else {
+		memcpy(rs->online, online, online_len);
+	}
 	if (target_len) {
 		memcpy(rs->target, target, target_len);
 		rs->target_step = s;

@@ -65,10 +65,12 @@ void run_free(run_state *rs);
 int run_check_counts(const run_state *rs, const run_setup_args *a, char *err);
 
 /* StepParams{step, online, target}: checks the byte sizes against P and NT and
- * the replica steps, then updates the replicas (see the top). Returns 0, or
- * -EPROTO with the reason (nothing changed). */
+ * the replica steps, then updates the replicas (see the top). online_owned: the
+ * caller hands online (malloc'd) over, and the run keeps it as its replica
+ * instead of copying it (freed on failure too). Returns 0, or -EPROTO with the
+ * reason (nothing changed). */
 int run_apply_params(run_state *rs, uint64_t step, const void *online, size_t online_len,
-		     const void *target, size_t target_len, char *err);
+		     const void *target, size_t target_len, int online_owned, char *err);
 
 /* Checks a ShardAssign of `step` with n nodes [lo[i], hi[i]): the replicas are
  * at step, each is a node of the tree over S shards, none overlaps another.

@@ -166,6 +166,37 @@ int conn_connect_pipe(uv_loop_t *loop, const char *path, const conn_config *cfg,
  * kept: it and its bytes may be freed or reused as soon as this returns. */
 int conn_send(conn *c, const Byol__Envelope *e, char *err);
 
+/* Called when a conn_send_borrowed frame has been written (status 0) or dropped
+ * (a libuv error, UV_ECANCELED when the conn closed): its tail is free again. */
+typedef void (*conn_write_done)(void *data, int status);
+
+/* Like conn_send, but the contents of tail, a bytes field (number tail_field)
+ * of e's message, are written from where they lie instead of being copied
+ * (frame_pack_head): they must stay unchanged until done(done_data, status) is
+ * called, exactly once, later. On failure (returned code < 0) done is never
+ * called. */
+int conn_send_borrowed(conn *c, const Byol__Envelope *e, ProtobufCBinaryData *tail,
+		       unsigned tail_field, conn_write_done done, void *done_data, char *err);
+
+/* A frame packed once and queued on many conns without a copy each: counted
+ * references, created on any thread, then used on the loop's thread only. */
+typedef struct conn_shared conn_shared;
+
+/* Packs e into a new shared frame holding one reference (*out). Codes as
+ * frame_pack. */
+int conn_shared_pack(const Byol__Envelope *e, conn_shared **out, char *err);
+/* Queues f on c (c keeps a reference until written). Codes as conn_send. */
+int conn_send_shared(conn *c, conn_shared *f, char *err);
+/* Drops one reference; the last frees f. NULL is harmless. */
+void conn_shared_unref(conn_shared *f);
+/* Bytes of the frame, length prefix included. */
+size_t conn_shared_size(const conn_shared *f);
+
+/* Within on_message: takes over a large bytes field of the message being
+ * delivered (frame_arena_adopt): returns p, which the caller then owns and
+ * frees with free(), or NULL (copy it). */
+void *conn_adopt(conn *c, const void *p);
+
 /* Bytes queued by conn_send and not yet written to the socket. */
 size_t conn_write_queue_size(const conn *c);
 

@@ -30,10 +30,18 @@
  * decode, and the block then grows to fit, so a stream of like frames settles at
  * zero mallocs per frame. A decoded Envelope lives until the next frame_decode or
  * frame_arena_free on the same arena; never pass it to byol__envelope__free_unpacked.
+ * Allocations of FRAME_ADOPT_MIN bytes and more (a tensor's bytes) get a malloc
+ * of their own instead, which frame_arena_adopt hands over to the caller: a
+ * receiver keeps a decoded tensor without copying it a second time. Those not
+ * adopted are kept for the next decode, so a stream of like frames still
+ * settles at zero mallocs per frame when nobody adopts.
  *
  * Encoding: frame_pack writes the length prefix and packs the Envelope straight
  * after it (protobuf_c_message_pack, no intermediate copy) into a caller-supplied
  * buffer of frame_size(e) bytes; frame_encode does the same into a malloc'd one.
+ * frame_pack_head packs all of a frame but one `bytes` field's contents, which
+ * the caller sends from where they lie (the field goes last: protobuf allows
+ * fields in any order, and the receiver's unpack is the same).
  *
  * Codes: -EMSGSIZE a length over the maximum (or a message too large for a
  * 4-byte length); -EBADMSG a zero length or an Envelope that does not unpack;
@@ -56,6 +64,8 @@
 #define FRAME_MAX_LIMIT ((size_t)UINT32_MAX)  /* what 4 bytes can say */
 #define FRAME_READ_SIZE ((size_t)64 << 10)    /* default piece of a direct read */
 #define FRAME_DIRECT_MIN ((size_t)32 << 10)   /* smallest rest read in place */
+#define FRAME_ADOPT_MIN ((size_t)64 << 10)    /* decoded allocations one can adopt */
+#define FRAME_ADOPT_MAX 8                     /* of them per decode; more spill */
 
 /* Called once per complete frame with its L payload bytes (the Envelope, without
  * the length prefix). `frame` is valid only during the call (it points into the
@@ -138,6 +148,16 @@ int frame_pack(const Byol__Envelope *e, void *buf, size_t cap, size_t *len, char
  * with free(). On failure *out is NULL. */
 int frame_encode(const Byol__Envelope *e, uint8_t **out, size_t *len, char *err);
 
+/* The frame of e without the contents of `tail`, a bytes field (field number
+ * tail_field) of e's message, which must be a direct member of e's oneof: packs
+ * the length prefix, the Envelope and the message with tail moved last, up to
+ * and including tail's tag and length, into head (cap bytes; FRAME_HEADER + the
+ * packed size of e without tail + 32 always suffice). The frame is then head's
+ * *head_len bytes followed by tail->len bytes of tail->data; *frame_len is the
+ * whole. tail is left as it was. Codes as frame_pack. */
+int frame_pack_head(const Byol__Envelope *e, ProtobufCBinaryData *tail, unsigned tail_field,
+		    void *head, size_t cap, size_t *head_len, size_t *frame_len, char *err);
+
 /* The name of an Envelope message case as in the .proto ("shard_result"), "none"
  * for MSG__NOT_SET and "unknown" for a number this build does not know. Static
  * storage. */
@@ -153,6 +173,12 @@ typedef struct {
 	size_t cap, used;
 	void *spill;             /* list of overflow allocations of this decode */
 	size_t spilled;          /* bytes in them */
+	void *big[FRAME_ADOPT_MAX]; /* this decode's large allocations, adoptable */
+	size_t big_size[FRAME_ADOPT_MAX];
+	int n_big;
+	void *spare[FRAME_ADOPT_MAX]; /* earlier ones nobody adopted, for reuse */
+	size_t spare_size[FRAME_ADOPT_MAX];
+	int n_spare;
 	size_t want;             /* block size the last decode showed is needed */
 	/* statistics, read-only */
 	uint64_t mallocs;        /* block (re)allocations plus spills, ever */
@@ -164,6 +190,12 @@ void frame_arena_init(frame_arena *a);
 /* Frees the arena's memory (and with it the last decoded Envelope); the arena
  * may be used again. Harmless on a zeroed or freed arena. */
 void frame_arena_free(frame_arena *a);
+
+/* When p is a large allocation of the last decode (a bytes field of at least
+ * FRAME_ADOPT_MIN bytes, as ProtobufCBinaryData.data), hands it to the caller:
+ * it stays valid after the next decode and the caller frees it with free().
+ * Returns p, or NULL (p stays the arena's: copy it). */
+void *frame_arena_adopt(frame_arena *a, const void *p);
 
 /* Unpacks the len bytes of one frame's payload (as given to a frame_cb) into an
  * Envelope allocated in the arena. Every earlier Envelope decoded with this arena
