@@ -91,6 +91,7 @@ DAEMON_SRCS := \
 WORKER_SRCS := \
 	worker/main.c \
 	worker/net.c \
+	worker/link.c \
 	worker/run.c
 CLIENT_SRCS := \
 	client/main.c \

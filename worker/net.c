@@ -9,120 +9,22 @@
  * in an inbox, and so does every message after it, so the coordinator's order is
  * kept. A job's answer goes out only on the connection that asked for it.
  *
- * The run itself (its replicas, computing nodes and evaluations) is worker/run.c.
+ * The run itself (its replicas, computing nodes and evaluations) is worker/run.c;
+ * the connection (connecting, back-off, heartbeats, signals) is worker/link.c.
  */
-#include "net.h"
-
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
-#include <uv.h>
-
-#include "byol/auth.h"
-#include "byol/conn.h"
-#include "byol/error.h"
 #include "byol/frame.h"
-#include "run.h"
+#include "worker.h"
 
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "tensors travel as little-endian float32: byol-worker needs a little-endian host"
 #endif
 
-#define WORKER_VERSION "byol-worker/1"
-#define BACKOFF_MIN 0.1         /* seconds */
-#define BACKOFF_MAX 10.0
-#define STABLE_MS 10000         /* a connection this old resets the back-off */
 #define STEP_LOG_MS 5000        /* at most one progress line per this */
-
-/* ---- clocks and logs -------------------------------------------------------- */
-
-static void conn_log(void *data, const char *line)
-{
-	(void)data;
-	worker_log("%s", line);
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* ---- jobs ------------------------------------------------------------------- */
-
-typedef enum { JOB_SETUP, JOB_NODES, JOB_EVAL } job_kind;
-
-typedef struct worker worker;
-
-typedef struct job {
-	uv_work_t req;
-	worker *w;
-	struct job *next;
-	job_kind kind;
-	uint64_t gen;           /* the connection that asked */
-	int rc;
-	char err[BYOL_ERR_LEN];
-	run_state *rs;          /* SETUP: the result; else the run it computes for */
-	long step;
-	double seconds;
-	/* JOB_SETUP */
-	run_setup_args setup;   /* its config_json is owned */
-	/* JOB_NODES: node i is [lo[i], hi[i]), its leaves at leaves[off[i]...] */
-	int n_nodes;
-	int *lo, *hi, *off;
-	/* JOB_EVAL */
-	uint64_t job_id;
-	char eval_kind[8];
-	float *online;          /* (P) */
-	float *bn;              /* (NB + 1) */
-	double accuracy;
-} job;
-
-/* A message kept for later, packed. */
-typedef struct inbox_msg {
-	struct inbox_msg *next;
-	size_t len;
-	uint8_t data[];
-} inbox_msg;
-
-struct worker {
-	uv_loop_t loop;
-	worker_net_options opt;
-	char name[CONN_NAME_MAX + 1];
-	char host[256];
-	char *token;
-	const char *addr;       /* for messages */
-	conn *c;                /* connecting or open; NULL in between */
-	int open;
-	uint64_t gen;           /* bumped on every open and close */
-	uint64_t opened_ms, last_rx_ms, last_step_log_ms;
-	int peer_beats;         /* the coordinator heartbeats on this connection */
-	uint64_t hb_seq;
-	double backoff;         /* seconds, the next retry's base delay */
-	uint64_t rng;
-	uv_timer_t hb_timer, retry_timer;
-	uv_signal_t sig_term, sig_int;
-	int stopping, finishing;
-	run_state *run;
-	job *busy;              /* in the threadpool */
-	job *q_head, *q_tail;   /* waiting */
-	int nodes_pending;      /* JOB_NODES busy or waiting */
-	int borrowed;           /* NodeResults being written from the run's leaves */
-	inbox_msg *in_head, *in_tail;
-};
 
 static void job_free(job *j)
 {
@@ -163,7 +65,7 @@ static void queue_push(worker *w, job *j)
 }
 
 /* Drops the waiting jobs (not the one in the threadpool). */
-static void queue_drop(worker *w, const char *why)
+void wn_queue_drop(worker *w, const char *why)
 {
 	int n = 0;
 	while (w->q_head) {
@@ -179,7 +81,7 @@ static void queue_drop(worker *w, const char *why)
 		worker_log("dropped %d waiting job%s: %s", n, n == 1 ? "" : "s", why);
 }
 
-static void inbox_clear(worker *w)
+void wn_inbox_clear(worker *w)
 {
 	while (w->in_head) {
 		inbox_msg *m = w->in_head;
@@ -191,7 +93,7 @@ static void inbox_clear(worker *w)
 
 /* ---- sending ---------------------------------------------------------------- */
 
-static void send_env(worker *w, Byol__Envelope *e)
+void wn_send_env(worker *w, Byol__Envelope *e)
 {
 	char err[BYOL_ERR_LEN];
 	if (!w->c || !w->open || !conn_is_open(w->c))
@@ -208,7 +110,7 @@ static void send_error(worker *w, int code, const char *msg)
 	er.message = (char *)msg;
 	e.msg_case = BYOL__ENVELOPE__MSG_ERROR;
 	e.error = &er;
-	send_env(w, &e);
+	wn_send_env(w, &e);
 }
 
 static void send_run_ready(worker *w, uint64_t run_id)
@@ -218,7 +120,7 @@ static void send_run_ready(worker *w, uint64_t run_id)
 	rr.run_id = run_id;
 	e.msg_case = BYOL__ENVELOPE__MSG_RUN_READY;
 	e.run_ready = &rr;
-	send_env(w, &e);
+	wn_send_env(w, &e);
 }
 
 static void send_eval_result(worker *w, uint64_t job_id, uint64_t run_id, uint64_t step,
@@ -235,7 +137,7 @@ static void send_eval_result(worker *w, uint64_t job_id, uint64_t run_id, uint64
 	er.error = (char *)(error ? error : "");
 	e.msg_case = BYOL__ENVELOPE__MSG_EVAL_RESULT;
 	e.eval_result = &er;
-	send_env(w, &e);
+	wn_send_env(w, &e);
 }
 
 static void kick(worker *w);
@@ -305,7 +207,7 @@ static int proto_error(worker *w, const char *fmt, ...)
 
 static double mono_seconds(void)
 {
-	return (double)now_ms() / 1000.0;
+	return (double)wn_now_ms() / 1000.0;
 }
 
 static void work_cb(uv_work_t *req)
@@ -323,7 +225,6 @@ static void work_cb(uv_work_t *req)
 	j->seconds = mono_seconds() - t0;
 }
 
-static void maybe_finish(worker *w);
 
 static void after_work_cb(uv_work_t *req, int status);
 
@@ -375,7 +276,7 @@ static void nodes_done(worker *w, job *j, int current)
 		return;
 	}
 	send_node_results(w, j);
-	uint64_t t = now_ms();
+	uint64_t t = wn_now_ms();
 	if (t - w->last_step_log_ms >= STEP_LOG_MS) {
 		w->last_step_log_ms = t;
 		worker_log("run %llu step %ld/%ld: %d node%s in %.3f s", id, j->step,
@@ -413,7 +314,7 @@ static void after_work_cb(uv_work_t *req, int status)
 		eval_done(w, j, current);
 	job_free(j);
 	if (w->stopping) {
-		maybe_finish(w);
+		wn_maybe_finish(w);
 		return;
 	}
 	kick(w);
@@ -433,7 +334,7 @@ static int on_run_setup(worker *w, const Byol__RunSetup *s)
 {
 	if (w->busy || w->borrowed)
 		return H_WAIT;
-	queue_drop(w, "the coordinator set up a run");
+	wn_queue_drop(w, "the coordinator set up a run");
 	run_setup_args a = {
 		.run_id = s->run_id, .config_json = s->config_json,
 		.param_count = s->param_count, .target_count = s->target_count,
@@ -636,10 +537,10 @@ static void inbox_drain(worker *w)
 	}
 }
 
-static void on_message(conn *c, Byol__Envelope *e)
+void wn_on_message(conn *c, Byol__Envelope *e)
 {
 	worker *w = conn_owner(c);
-	w->last_rx_ms = now_ms();
+	w->last_rx_ms = wn_now_ms();
 	switch (e->msg_case) {
 	case BYOL__ENVELOPE__MSG_HEARTBEAT:
 		w->peer_beats = 1;
@@ -663,233 +564,4 @@ static void on_message(conn *c, Byol__Envelope *e)
 	}
 	if (inbox_push(w, e) < 0)
 		proto_error(w, "out of memory keeping a %s", frame_msg_name((int)e->msg_case));
-}
-
-/* ---- connecting ------------------------------------------------------------- */
-
-static void connect_now(worker *w);
-
-static double rand01(worker *w)
-{
-	w->rng ^= w->rng << 13;
-	w->rng ^= w->rng >> 7;
-	w->rng ^= w->rng << 17;
-	return (double)(w->rng >> 11) / 9007199254740992.0;
-}
-
-static void retry_cb(uv_timer_t *t)
-{
-	connect_now(t->data);
-}
-
-static void schedule_retry(worker *w)
-{
-	if (w->stopping)
-		return;
-	double d = w->backoff * (0.5 + rand01(w)); /* jitter: 0.5 to 1.5 times */
-	if (d > BACKOFF_MAX)
-		d = BACKOFF_MAX;
-	w->backoff = w->backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : w->backoff * 2;
-	worker_log("reconnecting to %s in %.1f s", w->addr, d);
-	uv_timer_start(&w->retry_timer, retry_cb, (uint64_t)(d * 1000), 0);
-}
-
-static void on_close(conn *c, int code, const char *reason)
-{
-	worker *w = conn_owner(c);
-	worker_log("disconnected from %s: %s", w->addr, code ? reason : "closed");
-	if (now_ms() - w->opened_ms >= STABLE_MS)
-		w->backoff = BACKOFF_MIN;
-	w->c = NULL;
-	w->open = 0;
-	w->gen++;
-	w->peer_beats = 0;
-	queue_drop(w, "the connection is gone");
-	inbox_clear(w);
-	if (w->run)
-		w->run->online_step = w->run->target_step = -1;
-	if (w->stopping)
-		maybe_finish(w);
-	else
-		schedule_retry(w);
-}
-
-static void on_connect(conn *c, int status, const char *reason)
-{
-	worker *w = conn_owner(c);
-	if (status < 0) {
-		w->c = NULL; /* conn has logged why */
-		if (w->stopping)
-			maybe_finish(w);
-		else
-			schedule_retry(w);
-		return;
-	}
-	w->c = c;
-	w->open = 1;
-	w->gen++;
-	w->opened_ms = w->last_rx_ms = now_ms();
-	w->peer_beats = 0;
-	worker_log("connected to %s (%s) as %s, %d threads", w->addr, conn_name(c), w->name,
-		   w->opt.threads);
-	Byol__WorkerRegister reg = BYOL__WORKER_REGISTER__INIT;
-	Byol__Envelope e = BYOL__ENVELOPE__INIT;
-	reg.name = w->name;
-	reg.threads = (uint32_t)w->opt.threads;
-	reg.version = WORKER_VERSION;
-	reg.host = w->host;
-	e.msg_case = BYOL__ENVELOPE__MSG_WORKER_REGISTER;
-	e.worker_register = &reg;
-	send_env(w, &e);
-}
-
-/* Starts a connection; returns 0 or the error of a call that failed at once. */
-static int try_connect(worker *w, char *err)
-{
-	conn_config cfg = {0};
-	cfg.token = w->token;
-	cfg.role = AUTH_ROLE_WORKER;
-	cfg.name = w->name;
-	cfg.version = WORKER_VERSION;
-	cfg.data = w;
-	cfg.on_message = on_message;
-	cfg.on_close = on_close;
-	cfg.log = conn_log;
-	conn *c = NULL;
-	int rc = w->opt.socket_path
-			 ? conn_connect_pipe(&w->loop, w->opt.socket_path, &cfg, on_connect, &c, err)
-			 : conn_connect_tcp(&w->loop, w->opt.coordinator, &cfg, on_connect, &c, err);
-	if (rc == 0)
-		w->c = c;
-	return rc;
-}
-
-static void connect_now(worker *w)
-{
-	char err[BYOL_ERR_LEN];
-	if (w->stopping || w->c)
-		return;
-	if (try_connect(w, err) < 0) {
-		worker_log("cannot connect to %s: %s", w->addr, err);
-		schedule_retry(w);
-	}
-}
-
-/* ---- heartbeats, signals, the end ------------------------------------------- */
-
-static void hb_cb(uv_timer_t *t)
-{
-	worker *w = t->data;
-	if (!w->c || !w->open)
-		return;
-	if (w->peer_beats && now_ms() - w->last_rx_ms > WORKER_SILENCE_MS) {
-		conn_close(w->c, -ETIMEDOUT, "nothing from the coordinator for %d s",
-			   WORKER_SILENCE_MS / 1000);
-		return;
-	}
-	Byol__Heartbeat hb = BYOL__HEARTBEAT__INIT;
-	Byol__Envelope e = BYOL__ENVELOPE__INIT;
-	hb.seq = ++w->hb_seq;
-	hb.unix_ms = wall_ms();
-	e.msg_case = BYOL__ENVELOPE__MSG_HEARTBEAT;
-	e.heartbeat = &hb;
-	send_env(w, &e);
-}
-
-/* Once stopping, nothing connected and no job running: close the last handles so
- * that uv_run returns. */
-static void maybe_finish(worker *w)
-{
-	if (!w->stopping || w->finishing || w->c || w->busy)
-		return;
-	w->finishing = 1;
-	uv_close((uv_handle_t *)&w->sig_term, NULL);
-	uv_close((uv_handle_t *)&w->sig_int, NULL);
-}
-
-static void on_signal(uv_signal_t *s, int signum)
-{
-	worker *w = s->data;
-	if (w->stopping) {
-		worker_log("%s again: closing at once", strsignal(signum));
-		if (w->c)
-			conn_close(w->c, -ECANCELED, "the worker is shutting down");
-		return;
-	}
-	w->stopping = 1;
-	worker_log("%s: stopping%s", strsignal(signum), w->busy ? " after the current job" : "");
-	uv_close((uv_handle_t *)&w->hb_timer, NULL);
-	uv_close((uv_handle_t *)&w->retry_timer, NULL);
-	queue_drop(w, "stopping");
-	inbox_clear(w);
-	if (w->c)
-		conn_close(w->c, 0, NULL);
-	maybe_finish(w);
-}
-
-int worker_net_run(const worker_net_options *opt)
-{
-	worker *w = calloc(1, sizeof(*w));
-	char err[BYOL_ERR_LEN];
-	int status = 1;
-	if (!w) {
-		worker_log("out of memory");
-		return 1;
-	}
-	w->opt = *opt;
-	if (w->opt.threads < 1)
-		w->opt.threads = 1;
-	if (!w->opt.heartbeat_ms)
-		w->opt.heartbeat_ms = WORKER_HEARTBEAT_MS_DEFAULT;
-	w->addr = opt->socket_path ? opt->socket_path : opt->coordinator;
-	w->backoff = BACKOFF_MIN;
-	w->rng = ((uint64_t)getpid() << 32) ^ (uint64_t)wall_ms() ^ 0x9e3779b97f4a7c15ull;
-	if (gethostname(w->host, sizeof(w->host) - 1) < 0)
-		snprintf(w->host, sizeof(w->host), "localhost");
-	if (opt->name)
-		snprintf(w->name, sizeof(w->name), "%s", opt->name);
-	else
-		snprintf(w->name, sizeof(w->name), "%.40s-%d", w->host, (int)getpid());
-	if (auth_init(err) < 0) {
-		worker_log("%s", err);
-		goto out;
-	}
-	if (opt->token_file && auth_token_load(opt->token_file, &w->token, NULL, err) < 0) {
-		worker_log("%s", err);
-		goto out;
-	}
-	if (uv_loop_init(&w->loop) < 0) {
-		worker_log("cannot create the event loop");
-		goto out;
-	}
-	uv_timer_init(&w->loop, &w->hb_timer);
-	uv_timer_init(&w->loop, &w->retry_timer);
-	uv_signal_init(&w->loop, &w->sig_term);
-	uv_signal_init(&w->loop, &w->sig_int);
-	w->hb_timer.data = w->retry_timer.data = w->sig_term.data = w->sig_int.data = w;
-	uv_signal_start(&w->sig_term, on_signal, SIGTERM);
-	uv_signal_start(&w->sig_int, on_signal, SIGINT);
-	uv_timer_start(&w->hb_timer, hb_cb, w->opt.heartbeat_ms, w->opt.heartbeat_ms);
-	if (try_connect(w, err) < 0) {
-		/* refused at once: a malformed address or option, not a missing peer */
-		worker_log("%s", err);
-		w->stopping = 1;
-		uv_close((uv_handle_t *)&w->hb_timer, NULL);
-		uv_close((uv_handle_t *)&w->retry_timer, NULL);
-		maybe_finish(w);
-		uv_run(&w->loop, UV_RUN_DEFAULT);
-		uv_loop_close(&w->loop);
-		goto out;
-	}
-	worker_log("%s %s, connecting to %s", WORKER_VERSION, w->name, w->addr);
-	uv_run(&w->loop, UV_RUN_DEFAULT);
-	if (uv_loop_close(&w->loop) < 0)
-		worker_log("event loop closed with handles still open");
-	worker_log("stopped");
-	status = 0;
-out:
-	run_free(w->run);
-	auth_token_free(w->token);
-	free(w);
-	return status;
 }
