@@ -85,7 +85,11 @@ DAEMON_SRCS := \
 	daemon/ckpt.c \
 	daemon/evals.c \
 	daemon/clients.c \
-	daemon/filter.c \
+	daemon/control.c \
+	daemon/watch.c \
+	daemon/export.c \
+	daemon/history.c \
+	daemon/history_keys.c \
 	daemon/store.c \
 	daemon/store_log.c
 WORKER_SRCS := \
@@ -97,6 +101,13 @@ CLIENT_SRCS := \
 	client/main.c \
 	client/cli.c \
 	client/cmd_run.c \
+	client/cmd_history.c \
+	client/cmd_export.c \
+	client/cmd_compare.c \
+	client/cmd_plot.c \
+	client/cmd_watch.c \
+	client/cmd_show.c \
+	client/svg.c \
 	client/rpc.c
 DAEMON_LIBS := $(shell pkg-config --libs sqlite3 libsystemd)
 
@@ -146,11 +157,13 @@ T_step        := $(BUILD)/libbyol.a
 T_checkpoint  := $(BUILD)/libbyol.a
 T_store       := $(call o,error) $(BUILD)/daemon/store.o $(BUILD)/daemon/store_log.o
 T_dconf       := $(call o,error inifile) $(BUILD)/daemon/dconf.o
-T_filter      := $(BUILD)/daemon/filter.o $(BUILD)/daemon/store.o $(BUILD)/libbyol.a
+T_svg         := $(BUILD)/client/svg.o $(call o,error)
+T_history     := $(BUILD)/daemon/history.o $(BUILD)/daemon/history_keys.o \
+                 $(BUILD)/daemon/store.o $(BUILD)/daemon/store_log.o $(BUILD)/libbyol.a
 
 UNIT_TESTS := rng idx augment nn nn_norm loss optim eval config safetensors model step checkpoint pool \
-              dconf filter \
-              frame conn auth store
+              dconf history \
+              frame conn auth store svg
 UNIT_BINS  := $(UNIT_TESTS:%=$(BIN)/tests/test_%)
 
 .SECONDEXPANSION:
@@ -163,7 +176,14 @@ tests: $(UNIT_BINS) $(PROGRAMS)
 test: tests
 	BIN=$(BIN) tests/run.sh
 
-bench: $(BIN)/bench_train $(BIN)/bench_simworker
+bench: $(BIN)/bench_train $(BIN)/bench_simworker $(BIN)/bench_history
+
+# the history engine and the client's RPC, against a store it fills (and byold)
+$(BIN)/bench_history: $(BUILD)/bench/bench_history.o $(BUILD)/daemon/history.o \
+		$(BUILD)/daemon/history_keys.o $(BUILD)/daemon/store.o \
+		$(BUILD)/daemon/store_log.o $(BUILD)/client/rpc.o $(BUILD)/libbyol.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BIN)/bench_%: $(BUILD)/bench/bench_%.o $(BUILD)/libbyol.a
 	@mkdir -p $(dir $@)
@@ -177,5 +197,8 @@ clean:
 
 .PHONY: all test tests bench deps clean
 .SECONDARY:
+
+include mk/fuzz.mk
+include mk/install.mk
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

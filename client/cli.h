@@ -63,7 +63,32 @@ void cli_sleep_ms(unsigned ms);
 /* Reads a whole file into a NUL-terminated buffer (free()); NULL with err. */
 char *cli_read_file(const char *path, char *err);
 
+/* ---- cmd_watch.c: following a run (watch, submit --watch, resume --watch, cancel) */
+
+#define CLI_RECONNECT_S 120     /* how long byold may stay away from a watch */
+
+typedef struct {
+	int json;               /* one JSON object per update, one per line */
+	int quiet;              /* print nothing: the caller reports the end */
+	unsigned interval_ms;   /* at most one update per this; 0: 200 on a terminal, else 1000 */
+	int reconnect_s;        /* 0: CLI_RECONNECT_S */
+} cli_watch_opts;
+
+/* Watches run id (on *rp, an open rpc or NULL; replaced when byold comes back
+ * after going away) until it ends. EX_OK when it completed; EX_NO when it
+ * failed or was cancelled or byold refused (reported on stderr, "no run N");
+ * EX_UNREACHABLE when byold cannot be reached at first, or stayed away for the
+ * reconnect time. *last (may be NULL) receives the final status (owned by *rp). */
+int cli_watch_run(const target *t, rpc **rp, uint64_t id, const cli_watch_opts *o,
+		  const Byol__RunStatus **last);
+/* A RunStatus as a JSON object (NULL when out of memory); absent figures are null. */
+struct cJSON *cli_status_json(const Byol__RunStatus *s);
+/* Prints o on one line and frees it; EX_OK, or EX_NO for NULL (out of memory). */
+int cli_print_json(struct cJSON *o);
+
 /* The commands (each file exports its own). */
-extern const cli_command cmd_submit, cmd_status, cmd_list;
+extern const cli_command cmd_submit, cmd_status, cmd_list, cmd_history;
+extern const cli_command cmd_export, cmd_compare, cmd_plot;
+extern const cli_command cmd_watch, cmd_show, cmd_cancel, cmd_resume, cmd_workers;
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * cmd_run.c — byolctl submit, status and list.
+ * cmd_run.c — byolctl submit and status (list and history: cmd_history.c).
  */
 #include <errno.h>
 #include <math.h>
@@ -17,16 +17,6 @@
 #define RECONNECT_FOR_S 120     /* --wait: how long the daemon may stay away */
 
 /* ---- status ----------------------------------------------------------------- */
-
-static void print_run_line(const Byol__RunStatus *s)
-{
-	char loss[32] = "-";
-	if (s->step > 0)
-		snprintf(loss, sizeof(loss), "%.4f", s->loss);
-	printf("%llu\t%-11s\t%llu/%llu\tloss %s\t%s\n", (unsigned long long)s->run_id,
-	       s->status, (unsigned long long)s->step, (unsigned long long)s->total_steps, loss,
-	       s->name);
-}
 
 static void print_status_human(const Byol__RunStatus *s)
 {
@@ -124,34 +114,6 @@ static int status_main(const target *t, int argc, char **argv)
 	return ex;
 }
 
-/* ---- list ------------------------------------------------------------------- */
-
-static int list_main(const target *t, int argc, char **argv)
-{
-	Byol__ListRequest lr = BYOL__LIST_REQUEST__INIT;
-	for (int i = 0; i < argc; i++) {
-		if (strcmp(argv[i], "--filter") == 0 && i + 1 < argc)
-			lr.filter = argv[++i];
-		else if (strcmp(argv[i], "--limit") == 0 && i + 1 < argc)
-			lr.limit = (uint32_t)strtoul(argv[++i], NULL, 10);
-		else
-			return cli_bad_usage(&cmd_list, argv[i]);
-	}
-	rpc *r;
-	int ex = cli_connect(t, &r);
-	if (ex != EX_OK)
-		return ex;
-	Byol__Envelope e = BYOL__ENVELOPE__INIT, *rep;
-	e.msg_case = BYOL__ENVELOPE__MSG_LIST_REQUEST;
-	e.list_request = &lr;
-	ex = cli_call(r, &e, &rep, BYOL__ENVELOPE__MSG_LIST_REPLY, NULL);
-	if (ex == EX_OK)
-		for (size_t i = 0; i < rep->list_reply->n_runs; i++)
-			print_run_line(rep->list_reply->runs[i]);
-	rpc_close(r);
-	return ex;
-}
-
 /* ---- submit ----------------------------------------------------------------- */
 
 /* Follows runs ids[0..n) until each has ended; reconnects when the daemon goes
@@ -241,14 +203,28 @@ out:
 static int submit_main(const target *t, int argc, char **argv)
 {
 	const char *path = NULL;
-	int wait = 0, nsets = 0;
+	int wait = 0, watch = 0, json = t->json, nsets = 0;
 	char **sets = calloc((size_t)argc + 1, sizeof(char *));
+	char *name_set = NULL;
 	if (!sets)
 		return EX_NO;
 	for (int i = 0; i < argc; i++) {
 		if (strcmp(argv[i], "--wait") == 0)
 			wait = 1;
-		else if (strcmp(argv[i], "--set") == 0 && i + 1 < argc)
+		else if (strcmp(argv[i], "--watch") == 0)
+			watch = 1;
+		else if (strcmp(argv[i], "--json") == 0)
+			json = 1;
+		else if (strcmp(argv[i], "--name") == 0 && i + 1 < argc && !name_set) {
+			/* the experiment's name: the key [experiment] name */
+			size_t len = strlen(argv[++i]) + sizeof("experiment.name=");
+			if (!(name_set = malloc(len))) {
+				free(sets);
+				return EX_NO;
+			}
+			snprintf(name_set, len, "experiment.name=%s", argv[i]);
+			sets[nsets++] = name_set;
+		} else if (strcmp(argv[i], "--set") == 0 && i + 1 < argc)
 			sets[nsets++] = argv[++i];
 		else if (strncmp(argv[i], "--set=", 6) == 0)
 			sets[nsets++] = argv[i] + 6;
@@ -256,11 +232,13 @@ static int submit_main(const target *t, int argc, char **argv)
 			path = argv[i];
 		else {
 			free(sets);
+			free(name_set);
 			return cli_bad_usage(&cmd_submit, argv[i]);
 		}
 	}
 	if (!path) {
 		free(sets);
+		free(name_set);
 		fprintf(stderr, "byolctl: submit: expected an experiment file\n");
 		return EX_USAGE;
 	}
@@ -307,27 +285,56 @@ static int submit_main(const target *t, int argc, char **argv)
 		ex = EX_NO;
 		goto out;
 	}
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++)
 		ids[i] = rep->submit_reply->run_id[i];
-		printf("%llu\n", (unsigned long long)ids[i]);
+	if (json) {
+		cJSON *o = cJSON_CreateObject(), *a = cJSON_AddArrayToObject(o, "run_ids");
+		cJSON_AddNumberToObject(o, "experiment_id", (double)rep->submit_reply->experiment_id);
+		for (size_t i = 0; a && i < n; i++)
+			cJSON_AddItemToArray(a, cJSON_CreateNumber((double)ids[i]));
+		cli_print_json(o);
+	} else {
+		for (size_t i = 0; i < n; i++)
+			printf("%llu\n", (unsigned long long)ids[i]);
 	}
 	fflush(stdout);
-	if (wait)
+	if (watch) {
+		/* the runs of a sweep run one after another: watch each in turn */
+		cli_watch_opts o = { .json = json };
+		int all_ok = 1;
+		for (size_t i = 0; i < n && ex == EX_OK; i++) {
+			int x = cli_watch_run(t, &r, ids[i], &o, NULL);
+			if (x == EX_NO)
+				all_ok = 0;
+			else if (x != EX_OK)
+				ex = x;
+		}
+		if (ex == EX_OK && !all_ok)
+			ex = EX_NO;
+	} else if (wait) {
 		ex = wait_runs(t, &r, ids, (int)n);
+	}
 	free(ids);
 out:
 	rpc_close(r);
 	free(text);
 	free(sets);
+	free(name_set);
 	return ex;
 }
 
 
 const cli_command cmd_submit = {
-	"submit", submit_main, "submit FILE.ini [--set section.key=value ...] [--wait]",
+	"submit", submit_main,
+	"submit FILE.ini [--set section.key=value ...] [--name N] [--watch | --wait] [--json]",
 	"Check an experiment file here, submit it to byold, print its run ids.",
 	"  --set section.key=value  override one key of the file (repeatable)\n"
-	"  --wait                   follow the runs to their end; exit 0 only if all completed\n",
+	"  --name N                 the experiment's name (the same as --set experiment.name=N)\n"
+	"  --watch                  follow the runs to their end as `byolctl watch` does;\n"
+	"                           exit 0 only if all completed\n"
+	"  --wait                   the same, quietly: a line per change of status\n"
+	"  --json                   {\"experiment_id\": N, \"run_ids\": [...]} (with --watch:\n"
+	"                           then one JSON object per update)\n",
 };
 
 const cli_command cmd_status = {
@@ -336,9 +343,3 @@ const cli_command cmd_status = {
 	"  --json   one JSON object\n",
 };
 
-const cli_command cmd_list = {
-	"list", list_main, "list [--filter EXPR] [--limit N]",
-	"One line per run, newest first.",
-	"  --filter EXPR   terms joined by 'and', e.g. \"status = completed\"\n"
-	"  --limit N       at most N runs\n",
-};

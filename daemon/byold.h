@@ -10,7 +10,10 @@
  * Files: main.c (options, start-up, signals, the cron timer, shutdown), log.c,
  * dconf.c (byold.conf), workers.c (the registry and its messages), run.c (a
  * run's life), coord.c (its steps), ckpt.c (checkpoints), evals.c (evaluation
- * jobs), clients.c (byolctl's requests), filter.c (ListRequest filters).
+ * jobs), clients.c (byolctl's requests), history.c + history_keys.c (history
+ * and list queries), export.c (checkpoint downloads and metric series),
+ * control.c (show, cancel, resume, workers), watch.c (RunStatus pushed to
+ * watchers).
  */
 #ifndef BYOLD_BYOLD_H
 #define BYOLD_BYOLD_H
@@ -33,6 +36,8 @@
 typedef struct byold byold;
 typedef struct worker worker;
 typedef struct run run;
+typedef struct export_job export_job;
+typedef struct watcher watcher;
 
 /* ---- log.c --------------------------------------------------------------- */
 
@@ -64,6 +69,8 @@ struct byold {
 	worker *workers;                /* registry, in order of connection */
 	run *run;                       /* the active run, or NULL */
 	uint64_t next_job_id;
+	export_job *exports;            /* export.c: streams in progress */
+	watcher *watchers;              /* watch.c: conns watching a run */
 	int exit_code;
 };
 
@@ -97,6 +104,8 @@ struct worker {
 	uint64_t shards_done;           /* over this connection */
 	int64_t unflushed;              /* shards of run_id not yet in the store */
 	int congested;                  /* its write queue is over the high water */
+	double rate_t;                  /* mono_s of its last node result taken */
+	double img_per_s;               /* smoothed over its node results; 0 none */
 };
 
 void worker_open(byold *d, conn *c);
@@ -207,6 +216,7 @@ struct run {
 	double ckpt_s;
 	long ckpt_step;                 /* latest recorded; -1 none */
 	char ckpt_path[BYOLD_PATH_LEN];
+	struct ckpt_hold *hold;         /* ckpt.c: waiting for the disk or the store */
 
 	/* evaluations */
 	eval_job *jobs;
@@ -223,6 +233,10 @@ struct run {
 	/* timing over this session */
 	long n_timed;
 	double sum_step_s, sum_wait_s, sum_apply_s, sum_send_s, sum_after_s;
+
+	/* control.c, watch.c */
+	int cancelling;                 /* cancelled: stops at the next step boundary */
+	double eta_step_s, eta_t;       /* smoothed seconds per step; mono_s of the last */
 };
 
 /* run.c: starts the next run (running/interrupted first, oldest first, then
@@ -258,8 +272,12 @@ void coord_fill(byold *d, run *r);
 /* ---- ckpt.c ----------------------------------------------------------------- */
 
 /* Writes r->st at its step in the threadpool, then records it and prunes old
- * ones; coord_progress follows. r->ckpt_busy must be 0. */
+ * ones; coord_progress follows. r->ckpt_busy must be 0. On hold (r->hold), the
+ * checkpoint is written when the hold's row is in. */
 void ckpt_start(byold *d, run *r);
+/* The store refused step m->step's metrics row (err says why): the run holds
+ * (r->ckpt_busy) before its next apply until the row is in. */
+void ckpt_hold_step(byold *d, run *r, const store_metric *m, const char *err);
 /* The checkpoint paths of a run, newest first, into r->candidates. */
 int ckpt_candidates(byold *d, run *r, char *err);
 /* The setup's part in the threadpool: loads the newest readable candidate. */
@@ -279,19 +297,115 @@ void evals_result(byold *d, worker *w, const Byol__EvalResult *er);
 int evals_idle(const run *r);
 void evals_free(run *r);
 
-/* ---- clients.c / filter.c ---------------------------------------------------- */
+/* ---- clients.c ---------------------------------------------------------- */
 
 void client_message(byold *d, conn *c, Byol__Envelope *e);
+/* A client conn is gone / went over its high water / drained (from main.c's
+ * conn callbacks). */
+void client_closed(byold *d, conn *c, int code, const char *reason);
+void client_congested(byold *d, conn *c, int on);
 
-typedef struct run_filter run_filter;
-/* Parses "status = running and config.model.predictor_norm = 'none'" (terms
- * joined by `and`; keys status, name, id, experiment, config.<section>.<key>;
- * operators = != < <= > >=). Returns 0 (and NULL *out for an empty filter) or
- * -EINVAL with err. */
-int filter_parse(const char *text, run_filter **out, char *err);
-/* 1 when run r (with its config JSON) matches. */
-int filter_match(const run_filter *f, const store_run *r);
-void filter_free(run_filter *f);
+/* A run's RunStatus and the storage its strings point into. */
+typedef struct {
+	Byol__RunStatus rs;
+	store_run row;
+	char ckpt[STORE_PATH_LEN];
+} run_view;
+/* Fills v->rs from v->row, the store and (for the active run) the live state. */
+void run_view_fill(byold *d, run_view *v);
+
+/* ---- control.c: byolctl show, cancel, resume, workers ------------------------ */
+
+void control_show(byold *d, conn *c, const Byol__ShowRequest *q);
+void control_cancel(byold *d, conn *c, const Byol__CancelRequest *q);
+void control_resume(byold *d, conn *c, const Byol__ResumeRequest *q);
+void control_workers(byold *d, conn *c);
+/* 1 when r stops at the current step boundary: the daemon is stopping, or r
+ * was cancelled. */
+int run_stopping(const byold *d, const run *r);
+/* The status a run stopped at a step boundary ends in: cancelled or interrupted. */
+store_status run_stop_status(const run *r);
+/* A NodeResult from w: coord_node_result, and w's img/s from its timing. */
+void control_node_result(byold *d, worker *w, const Byol__NodeResult *nr);
+/* w as WorkerStatus (strings point into w). */
+void worker_status_fill(const worker *w, Byol__WorkerStatus *ws);
+/* A run's view with its experiment name, config and final metrics (extra,
+ * which the view's strings may point into) and the live figures of the active
+ * run. Returns 0, -ENOENT or -errno with err; release with run_detail_release. */
+typedef struct {
+	run_view v;
+	char experiment[STORE_NAME_LEN];
+} run_detail;
+int run_detail_load(byold *d, uint64_t id, run_detail *x, char *err);
+void run_detail_release(run_detail *x);
+
+/* ---- watch.c: RunStatus pushed to byolctl watch ---------------------------- */
+
+/* WatchRequest: answers the run's status now; unless the run has ended, c
+ * then hears of its steps and its end. */
+void watch_start(byold *d, conn *c, const Byol__WatchRequest *q);
+/* After each applied step of r: its status to its watchers that are due. */
+void watch_step(byold *d, run *r);
+/* Run id changed status: its watchers hear the new status now; those of a run
+ * that ended are done. */
+void watch_run_status(byold *d, int64_t id);
+/* From the cron timer: the status to each watcher that heard nothing lately. */
+void watch_cron(byold *d);
+/* c is gone: its watches end. */
+void watch_conn_closed(byold *d, conn *c);
+/* Seconds to the end of r's training from its recent step time; -1 unknown. */
+double watch_eta_s(const run *r);
+
+/* ---- export.c ------------------------------------------------------------------ */
+
+/* ExportRequest: streams ExportChunk messages to c (or answers Error). */
+void export_start(byold *d, conn *c, const Byol__ExportRequest *q);
+/* The export streaming to c (if any) stops: c is gone. */
+void export_conn_closed(byold *d, conn *c);
+/* c went over its high water (on = 1) or drained (0): its export pauses or resumes. */
+void export_conn_congested(byold *d, conn *c, int on);
+/* MetricsRequest -> MetricsReply | Error. */
+void metrics_answer(byold *d, conn *c, const Byol__MetricsRequest *q);
+
+/* ---- history.c: byolctl history and list ---------------------------------------- */
+
+#define HISTORY_DEFAULT_LIMIT 100
+#define HISTORY_MAX_LIMIT 10000         /* a larger limit is clamped to this */
+#define HISTORY_MAX_TERMS 32
+
+/* A query: where strings, each one or more `key op value` terms joined by
+ * `and` (the grammar is at the top of history.c), all ANDed; an order key
+ * ("-key" descending; NULL or "" newest first); a limit (0: the default). */
+typedef struct {
+	const char *const *where;
+	int n_where;
+	const char *order;
+	unsigned limit;
+	const char *label;              /* names a where string in messages: "where" */
+	int number_where;               /* 1: "where 2: ..."; 0: "filter: ..." */
+} history_spec;
+
+typedef struct {
+	store_run run;                  /* release with history_rows_free */
+	char experiment[STORE_NAME_LEN];
+} history_row;
+
+typedef struct history_query history_query;
+
+/* Compiles spec into one parameterised SELECT over runs JOIN experiments.
+ * Returns 0 and *out (history_query_free), or -EINVAL with err naming the where
+ * string and the column of the offending token ("where 2: 'probe_acc >> 0.8':
+ * unknown operator '>>' (...) (column 11)"), or -ENOMEM. */
+int history_compile(const history_spec *spec, history_query **out, char *err);
+/* The statement's text: fixed fragments and ?N parameters only. */
+const char *history_query_sql(const history_query *q);
+/* Runs q on the store's connection: *out is a malloc'd array of *n rows
+ * (NULL and 0 when none; history_rows_free). Returns 0 or -errno with err. */
+int history_query_run(store *s, const history_query *q, history_row **out, int *n, char *err);
+void history_query_free(history_query *q);
+/* history_compile + history_query_run. */
+int history_select(store *s, const history_spec *spec, history_row **out, int *n, char *err);
+void history_rows_free(history_row *rows, int n);
 
 /* ---- helpers ------------------------------------------------------------------ */
 

@@ -1,8 +1,12 @@
 /*
  * clients.c — byolctl's requests, one answer each on the same connection:
  * Submit -> SubmitReply | Error, StatusRequest -> StatusReply | Error,
- * ListRequest -> ListReply | Error. A refused request is answered with an Error
+ * ListRequest -> ListReply | Error, HistoryRequest -> ListReply | Error (the
+ * queries compiled by history.c). A refused request is answered with an Error
  * and the connection stays open; a message a client may not send closes it.
+ * ExportRequest (a stream of ExportChunk) and MetricsRequest are export.c's;
+ * ShowRequest, CancelRequest, ResumeRequest and WorkersRequest control.c's;
+ * WatchRequest (a RunStatus now, more pushed later) watch.c's.
  */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -205,12 +209,6 @@ fail:
 
 /* ---- RunStatus ---- */
 
-typedef struct {
-	Byol__RunStatus rs;
-	store_run row;
-	char ckpt[STORE_PATH_LEN];
-} run_view;
-
 static int last_metric(const store_metric *m, void *ctx)
 {
 	run_view *v = ctx;
@@ -238,8 +236,7 @@ static double json_num(const cJSON *o, const char *key)
 	return cJSON_IsNumber(x) && isfinite(x->valuedouble) ? x->valuedouble : 0;
 }
 
-/* Fills v->rs from v->row, the store and (for the active run) the live state. */
-static void view_fill(byold *d, run_view *v)
+void run_view_fill(byold *d, run_view *v)
 {
 	char err[BYOL_ERR_LEN];
 	store_run *row = &v->row;
@@ -307,15 +304,7 @@ static void status_reply(conn *c, run_view *views, int n, byold *d, int with_wor
 		rp[i] = &views[i].rs;
 	int i = 0;
 	for (worker *w = d->workers; with_workers && w; w = w->next, i++) {
-		Byol__WorkerStatus init = BYOL__WORKER_STATUS__INIT;
-		ws[i] = init;
-		ws[i].name = w->name;
-		ws[i].peer = (char *)conn_peer(w->c);
-		ws[i].threads = (uint32_t)w->threads;
-		ws[i].run_id = w->state == W_READY && !w->refused ? (uint64_t)w->run_id : 0;
-		ws[i].shards_done = w->shards_done;
-		ws[i].state = (char *)(w->evals ? "evaluating" : worker_state_name(w->state));
-		ws[i].host = w->host;
+		worker_status_fill(w, &ws[i]);
 		wp[i] = &ws[i];
 	}
 	sr.n_runs = (size_t)n;
@@ -349,7 +338,7 @@ static void on_status(byold *d, conn *c, const Byol__StatusRequest *q)
 		else if (rc < 0)
 			send_error(c, rc, "%s", err);
 		else {
-			view_fill(d, v);
+			run_view_fill(d, v);
 			status_reply(c, v, 1, d, 0);
 		}
 		store_run_release(&v->row);
@@ -371,30 +360,27 @@ static void on_status(byold *d, conn *c, const Byol__StatusRequest *q)
 	}
 	for (int i = 0; i < n; i++) {
 		v[i].row = rows[i];
-		view_fill(d, &v[i]);
+		run_view_fill(d, &v[i]);
 	}
 	status_reply(c, v, n, d, 1);
 	free(v);
 	store_runs_free(rows, n);
 }
 
-/* ---- ListRequest ---- */
+/* ---- ListRequest and HistoryRequest (queries compiled by history.c) ---- */
 
-static void on_list(byold *d, conn *c, const Byol__ListRequest *q)
+/* Answers a ListReply with the runs of spec: each as run_view_fill makes it, plus
+ * its experiment, config, final metrics, times and seed. */
+static void answer_history(byold *d, conn *c, const history_spec *spec)
 {
 	char err[BYOL_ERR_LEN];
-	run_filter *flt = NULL;
-	if (filter_parse(q->filter ? q->filter : "", &flt, err) < 0) {
-		send_error(c, -EINVAL, "%s", err);
-		return;
-	}
-	int limit = q->limit ? (int)(q->limit > 100000 ? 100000 : q->limit) : d->cfg.list_limit;
-	store_run_filter sf = { .any_status = 1, .limit = flt ? 0 : limit };
-	store_run *rows;
+	history_row *rows;
 	int n;
-	if (store_run_list(d->db, &sf, &rows, &n, err) < 0) {
-		filter_free(flt);
-		send_error(c, -EIO, "%s", err);
+	int rc = history_select(d->db, spec, &rows, &n, err);
+	if (rc < 0) {
+		dlog(rc == -EINVAL ? DLOG_DEBUG : DLOG_WARN, "query from %s refused: %s",
+		     conn_peer(c), err);
+		send_error(c, rc, "%s", err);
 		return;
 	}
 	run_view *v = calloc((size_t)(n ? n : 1), sizeof(*v));
@@ -403,18 +389,23 @@ static void on_list(byold *d, conn *c, const Byol__ListRequest *q)
 		send_error(c, -ENOMEM, "out of memory");
 		goto out;
 	}
-	int m = 0;
-	for (int i = 0; i < n && m < limit; i++) {
-		if (flt && !filter_match(flt, &rows[i]))
-			continue;
-		v[m].row = rows[i];
-		view_fill(d, &v[m]);
-		rp[m] = &v[m].rs;
-		m++;
+	for (int i = 0; i < n; i++) {
+		const store_run *row = &rows[i].run;
+		Byol__RunStatus *rs = &v[i].rs;
+		v[i].row = *row;        /* shares the strings of rows[i], freed below */
+		run_view_fill(d, &v[i]);
+		rs->experiment = rows[i].experiment;
+		rs->config_json = row->config_json ? row->config_json : (char *)"{}";
+		rs->final_json = row->final_json ? row->final_json : (char *)"{}";
+		rs->created_unix_ms = row->created_ms;
+		rs->started_unix_ms = row->started_ms;
+		rs->finished_unix_ms = row->finished_ms;
+		rs->seed = row->seed;
+		rp[i] = rs;
 	}
 	Byol__ListReply lr = BYOL__LIST_REPLY__INIT;
 	Byol__Envelope e = BYOL__ENVELOPE__INIT;
-	lr.n_runs = (size_t)m;
+	lr.n_runs = (size_t)n;
 	lr.runs = rp;
 	e.msg_case = BYOL__ENVELOPE__MSG_LIST_REPLY;
 	e.list_reply = &lr;
@@ -422,8 +413,33 @@ static void on_list(byold *d, conn *c, const Byol__ListRequest *q)
 out:
 	free(v);
 	free(rp);
-	store_runs_free(rows, n);
-	filter_free(flt);
+	history_rows_free(rows, n);
+}
+
+/* ListRequest.filter: the terms of one where string ("filter: ..." in errors). */
+static void on_list(byold *d, conn *c, const Byol__ListRequest *q)
+{
+	const char *filter = q->filter ? q->filter : "";
+	while (*filter == ' ' || *filter == '\t')
+		filter++;
+	history_spec spec = {
+		.where = &filter, .n_where = filter[0] ? 1 : 0, .label = "filter",
+		.limit = q->limit ? q->limit : (unsigned)d->cfg.list_limit,
+	};
+	answer_history(d, c, &spec);
+}
+
+static void on_history(byold *d, conn *c, const Byol__HistoryRequest *q)
+{
+	history_spec spec = {
+		.where = (const char *const *)q->where, .n_where = (int)q->n_where,
+		.order = q->order, .limit = q->limit, .label = "where", .number_where = 1,
+	};
+	if (q->n_where > HISTORY_MAX_TERMS) {
+		send_error(c, -EINVAL, "more than %d where terms", HISTORY_MAX_TERMS);
+		return;
+	}
+	answer_history(d, c, &spec);
 }
 
 void client_message(byold *d, conn *c, Byol__Envelope *e)
@@ -438,9 +454,46 @@ void client_message(byold *d, conn *c, Byol__Envelope *e)
 	case BYOL__ENVELOPE__MSG_LIST_REQUEST:
 		on_list(d, c, e->list_request);
 		return;
+	case BYOL__ENVELOPE__MSG_HISTORY_REQUEST:
+		on_history(d, c, e->history_request);
+		return;
+	case BYOL__ENVELOPE__MSG_EXPORT_REQUEST:
+		export_start(d, c, e->export_request);
+		return;
+	case BYOL__ENVELOPE__MSG_METRICS_REQUEST:
+		metrics_answer(d, c, e->metrics_request);
+		return;
+	case BYOL__ENVELOPE__MSG_SHOW_REQUEST:
+		control_show(d, c, e->show_request);
+		return;
+	case BYOL__ENVELOPE__MSG_WATCH_REQUEST:
+		watch_start(d, c, e->watch_request);
+		return;
+	case BYOL__ENVELOPE__MSG_CANCEL_REQUEST:
+		control_cancel(d, c, e->cancel_request);
+		return;
+	case BYOL__ENVELOPE__MSG_RESUME_REQUEST:
+		control_resume(d, c, e->resume_request);
+		return;
+	case BYOL__ENVELOPE__MSG_WORKERS_REQUEST:
+		control_workers(d, c);
+		return;
 	case BYOL__ENVELOPE__MSG_HEARTBEAT:
 		return;
 	default:
 		conn_close(c, -EPROTO, "unexpected %s from a client", frame_msg_name(e->msg_case));
 	}
+}
+
+void client_closed(byold *d, conn *c, int code, const char *reason)
+{
+	dlog(DLOG_DEBUG, "conn %llu %s: client closed (%s)", (unsigned long long)conn_id(c),
+	     conn_peer(c), code ? reason : "orderly");
+	export_conn_closed(d, c);
+	watch_conn_closed(d, c);
+}
+
+void client_congested(byold *d, conn *c, int on)
+{
+	export_conn_congested(d, c, on);
 }

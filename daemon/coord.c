@@ -181,7 +181,7 @@ void coord_node_result(byold *d, worker *w, const Byol__NodeResult *nr)
 		     w->name, (unsigned long long)nr->run_id);
 		return;
 	}
-	if (d->stopping) {
+	if (run_stopping(d, r)) {
 		dlog(DLOG_DEBUG, "worker %s: NodeResult of an abandoned step: ignored", w->name);
 		return;
 	}
@@ -290,7 +290,8 @@ static void apply_done(uv_work_t *req, int status)
 	};
 	if (store_metrics_add(d->db, r->id, &m, err) < 0 ||
 	    store_run_set_step(d->db, r->id, r->k, err) < 0)
-		dlog(DLOG_ERROR, "store: run %lld step %ld: %s", (long long)r->id, k, err);
+		ckpt_hold_step(d, r, &m, err);
+	watch_step(d, r);
 	double after = mono_s() - t;
 	r->n_timed++;
 	r->sum_step_s += wall + after;
@@ -308,7 +309,7 @@ static void apply_done(uv_work_t *req, int status)
 		log_progress(r, img_s);
 		r->last_log = t;
 	}
-	if (d->stopping) {
+	if (run_stopping(d, r)) {
 		coord_progress(d, r);
 		return;
 	}
@@ -377,7 +378,7 @@ void coord_cron(byold *d)
 	run *r = d->run;
 	if (r && r->ready)
 		run_maybe_start(d, r);
-	if (!r || r->phase != RUN_STEP || r->starting || d->stopping)
+	if (!r || r->phase != RUN_STEP || r->starting || run_stopping(d, r))
 		return;
 	double now = mono_s(), stall = d->cfg.stall_ms / 1000.0;
 	if (now - r->t_step0 < stall || now - r->stall_reported < stall)

@@ -32,7 +32,8 @@ static void usage(FILE *f)
 		"  --state-dir DIR    state directory (key state_dir)\n"
 		"  --listen H:P       TCP address (key listen); none = no TCP\n"
 		"  --socket PATH      Unix socket (key socket); none = no socket\n"
-		"  --token-file FILE  cluster token (key token_file)\n"
+		"  --token-file FILE  cluster token (key token_file); without one, the\n"
+		"                     credential $CREDENTIALS_DIRECTORY/token when present\n"
 		"  --log-level L      debug, info, warn or error (key log_level)\n"
 		"  --help             this text and the configuration keys\n"
 		"  --version          print the version\n"
@@ -95,8 +96,7 @@ static void on_close(conn *c, int code, const char *reason)
 		if (w)
 			worker_closed(d, w, code, reason);
 	} else {
-		dlog(DLOG_DEBUG, "conn %llu %s: client closed (%s)", (unsigned long long)conn_id(c),
-		     conn_peer(c), code ? reason : "orderly");
+		client_closed(d, c, code, reason);
 	}
 }
 
@@ -105,6 +105,8 @@ static void on_high_water(conn *c)
 	worker *w = conn_role(c) == AUTH_ROLE_WORKER ? conn_data(c) : NULL;
 	if (w)
 		w->congested = 1;
+	else if (conn_role(c) == AUTH_ROLE_CLIENT)
+		client_congested(conn_owner(c), c, 1);
 }
 
 static void on_drain(conn *c)
@@ -112,6 +114,8 @@ static void on_drain(conn *c)
 	worker *w = conn_role(c) == AUTH_ROLE_WORKER ? conn_data(c) : NULL;
 	if (w)
 		w->congested = 0;
+	else if (conn_role(c) == AUTH_ROLE_CLIENT)
+		client_congested(conn_owner(c), c, 0);
 }
 
 static void conn_log(void *data, const char *line)
@@ -127,13 +131,44 @@ static void on_cron(uv_timer_t *t)
 	byold *d = t->data;
 	workers_cron(d);
 	coord_cron(d);
+	watch_cron(d);
 	run *r = d->run;
 	if (r && r->phase != RUN_SETUP)
 		sd_notifyf(0, "STATUS=run %lld %s: step %ld/%ld", (long long)r->id, r->name, r->k,
 			   r->plan.total_steps);
 	else if (!r)
 		sd_notify(0, "STATUS=idle");
+}
+
+/* WatchdogSec= of the unit: the loop pings at a third of it, from a timer that
+ * does not keep the loop alive, so a loop that stops turning is what systemd
+ * sees. */
+static uv_timer_t watchdog;
+
+static void on_watchdog(uv_timer_t *t)
+{
 	sd_notify(0, "WATCHDOG=1");
+}
+
+static void watchdog_start(uv_loop_t *loop)
+{
+	uint64_t usec;
+	if (sd_watchdog_enabled(0, &usec) <= 0)
+		return;
+	uint64_t ms = usec / 3000 ? usec / 3000 : 1;
+	uv_timer_init(loop, &watchdog);
+	uv_timer_start(&watchdog, on_watchdog, ms, ms);
+	uv_unref((uv_handle_t *)&watchdog);
+	dlog(DLOG_INFO, "systemd watchdog of %llu ms: pinged every %llu ms",
+	     (unsigned long long)(usec / 1000), (unsigned long long)ms);
+}
+
+static void watchdog_close(uv_loop_t *loop)
+{
+	if (!uv_is_active((uv_handle_t *)&watchdog))
+		return;
+	uv_close((uv_handle_t *)&watchdog, NULL);
+	uv_run(loop, UV_RUN_DEFAULT);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -166,6 +201,20 @@ void byold_shutdown(byold *d)
 
 /* ---- start-up ---- */
 
+/* Under systemd, LoadCredential=token:/etc/byold/token puts the token in
+ * $CREDENTIALS_DIRECTORY/token: the daemon takes it when no token file is set. */
+static void token_from_credentials(dconf *c)
+{
+	const char *dir = getenv("CREDENTIALS_DIRECTORY");
+	char path[DCONF_STR_LEN];
+	if (c->token_file[0] || !dir || !dir[0])
+		return;
+	if (snprintf(path, sizeof(path), "%s/token", dir) >= (int)sizeof(path) ||
+	    access(path, F_OK) < 0)
+		return;
+	memcpy(c->token_file, path, sizeof(path));
+}
+
 static int start(byold *d, char *err)
 {
 	char path[BYOLD_PATH_LEN];
@@ -173,6 +222,7 @@ static int start(byold *d, char *err)
 	if (d->cfg.token_file[0]) {
 		if ((rc = auth_token_load(d->cfg.token_file, &d->token, NULL, err)) < 0)
 			return rc;
+		dlog(DLOG_INFO, "cluster token from %s", d->cfg.token_file);
 	} else if ((rc = auth_init(err)) < 0) {
 		return rc;
 	}
@@ -278,12 +328,14 @@ int main(int argc, char **argv)
 			fprintf(stderr, "byold: command line: %s\n", err);
 			return 1;
 		}
+	token_from_credentials(&d.cfg);
 	dlog_set_level(d.cfg.log_level);
 	d.loop = uv_default_loop();
 	d.started_ms = wall_ms();
 	d.next_job_id = 1;
 	if (start(&d, err) < 0) {
 		dlog(DLOG_ERROR, "%s", err);
+		sd_notifyf(0, "STATUS=start-up failed: %s", err);
 		if (d.tcp)
 			conn_server_close(d.tcp);
 		if (d.unix_sock)
@@ -296,9 +348,12 @@ int main(int argc, char **argv)
 	}
 	dlog(DLOG_INFO, "%s started: state in %s, pid %d", BYOLD_VERSION, d.cfg.state_dir,
 	     (int)getpid());
-	sd_notify(0, "READY=1");
+	/* the listeners are up: clients and workers can connect from here on */
+	sd_notify(0, "READY=1\nSTATUS=idle");
+	watchdog_start(d.loop);
 	coord_kick(&d);
 	uv_run(d.loop, UV_RUN_DEFAULT);
+	watchdog_close(d.loop);
 
 	if (d.workers)
 		dlog(DLOG_WARN, "workers left in the registry at exit");

@@ -80,6 +80,7 @@ void run_fail(byold *d, run *r, const char *fmt, ...)
 	devent(d, r->id, DLOG_ERROR, "run %lld (%s) failed: %s", (long long)r->id, r->name, msg);
 	if (store_run_finish(d->db, r->id, STORE_FAILED, NULL, msg, err) < 0)
 		dlog(DLOG_ERROR, "store: %s", err);
+	watch_run_status(d, r->id);
 	coord_release_nodes(r);
 	r->phase = RUN_DONE;
 	coord_progress(d, r);
@@ -133,6 +134,7 @@ static int run_start(byold *d, const store_run *row)
 		free(r);
 		return rc;
 	}
+	watch_run_status(d, r->id);
 	if (!(r->config_json = strdup(row->config_json ? row->config_json : ""))) {
 		free(r);
 		return -ENOMEM;
@@ -263,7 +265,7 @@ static void setup_done(uv_work_t *req, int status)
 	       r->cfg.encoder == ENCODER_MLP ? "mlp" : "cnn", r->m.L.total, r->plan.total_steps,
 	       r->plan.batch, r->plan.shards, r->plan.shard, r->plan.steps_per_epoch,
 	       r->plan.n_train, from);
-	if (d->stopping) {
+	if (run_stopping(d, r)) {
 		coord_progress(d, r);
 		return;
 	}
@@ -353,6 +355,7 @@ static void complete(byold *d, run *r)
 	const char *msg = r->final_note[0] ? r->final_note : "completed";
 	if (store_run_finish(d->db, r->id, STORE_COMPLETED, json, msg, err) < 0)
 		dlog(DLOG_ERROR, "store: run %lld: %s", (long long)r->id, err);
+	watch_run_status(d, r->id);
 	char knn[32] = "-", probe[32] = "-";
 	if (r->final_knn >= 0)
 		snprintf(knn, sizeof(knn), "%.4f", r->final_knn);
@@ -387,10 +390,12 @@ static void stop_run(byold *d, run *r)
 			 r->ckpt_step, r->ckpt_path);
 	else
 		snprintf(msg, sizeof(msg), "stopped at step %ld; no checkpoint", r->k);
-	if (store_run_set_status(d->db, r->id, STORE_INTERRUPTED, msg, err) < 0)
+	if (store_run_set_status(d->db, r->id, run_stop_status(r), msg, err) < 0)
 		dlog(DLOG_ERROR, "store: run %lld: %s", (long long)r->id, err);
+	watch_run_status(d, r->id);
 	run_timing(r, tl, sizeof(tl));
-	devent(d, r->id, DLOG_INFO, "run %lld interrupted: %s; %s", (long long)r->id, msg, tl);
+	devent(d, r->id, DLOG_INFO, "run %lld %s: %s; %s", (long long)r->id,
+	       store_status_name(run_stop_status(r)), msg, tl);
 	r->phase = RUN_DONE;
 	reap(d, r);
 }
@@ -399,7 +404,7 @@ void coord_progress(byold *d, run *r)
 {
 	if (!r || r != d->run)
 		return;
-	if (d->stopping) {
+	if (run_stopping(d, r)) {
 		stop_run(d, r);
 		return;
 	}

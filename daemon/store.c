@@ -101,6 +101,10 @@ static const char *const migrations[] = {
 	" message TEXT NOT NULL);"
 	"CREATE INDEX events_by_run ON events(run_id, id);"
 	"PRAGMA application_id = 1652125548;", /* APPLICATION_ID */
+	/* 2: for history queries (daemon/history.c): experiments by name, runs by
+	 * the time they finished */
+	"CREATE INDEX IF NOT EXISTS experiments_by_name ON experiments(name);"
+	"CREATE INDEX IF NOT EXISTS runs_by_finished ON runs(finished_ms);",
 };
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 _Static_assert(N_MIGRATIONS == STORE_SCHEMA_VERSION, "one migration per schema version");
@@ -141,7 +145,7 @@ static const char *const sql[N_ST] = {
 			" started_ms = CASE WHEN ?2 = 'running' THEN coalesce(started_ms, ?3)"
 			"  ELSE started_ms END,"
 			" finished_ms = CASE WHEN ?2 IN ('completed','failed','cancelled') THEN ?3"
-			"  ELSE finished_ms END,"
+			"  WHEN ?2 = 'queued' THEN NULL ELSE finished_ms END,"
 			" message = coalesce(?4, message),"
 			" final_json = CASE WHEN ?5 THEN ?6 ELSE final_json END"
 			" WHERE id = ?1",
@@ -231,7 +235,10 @@ static int transition_ok(store_status from, store_status to)
 		return to == STORE_COMPLETED || to == STORE_FAILED || to == STORE_CANCELLED ||
 		       to == STORE_INTERRUPTED;
 	case STORE_INTERRUPTED:
-		return to == STORE_RUNNING || to == STORE_CANCELLED;
+		return to == STORE_RUNNING || to == STORE_CANCELLED || to == STORE_QUEUED;
+	case STORE_FAILED:
+	case STORE_CANCELLED:
+		return to == STORE_QUEUED;      /* resumed */
 	default:
 		return 0;
 	}

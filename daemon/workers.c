@@ -250,7 +250,7 @@ void worker_message(byold *d, worker *w, Byol__Envelope *e)
 	case BYOL__ENVELOPE__MSG_NODE_RESULT:
 		if (w->state == W_NEW)
 			break;
-		coord_node_result(d, w, e->node_result);
+		control_node_result(d, w, e->node_result);
 		return;
 	case BYOL__ENVELOPE__MSG_EVAL_RESULT:
 		if (w->state == W_NEW)

@@ -1,67 +1,131 @@
 /*
  * idx.c — reading idx files (plain or gzip) and image datasets made of them.
  *
- * zlib's gzread reads gzip streams and, transparently, files that are not gzip
- * at all, so one code path serves both forms.
+ * idx_read maps (or reads) the whole file and hands its bytes to idx_parse,
+ * which does every check; so a fuzzer driving idx_parse exercises the code that
+ * loads real datasets. A file that starts with the gzip magic is inflated with zlib (one
+ * gzip member after another, anything else after a complete member ignored, as
+ * zlib's gzread does); any other file is taken as it is.
  */
 #include "byol/data.h"
 #include "byol/error.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #define IDX_TYPE_UBYTE 0x08
-#define IDX_CHUNK (1u << 26)    /* largest single gzread, and the first allocation */
+#define IDX_CHUNK (1u << 26)    /* largest first allocation for the data */
+#define IDX_READ_MIN (1u << 16) /* first read buffer for a file of unknown size */
 
-/* Fills err for a failed gzread: corrupt or cut-short gzip data, or an I/O error.
- * got and want count from the start of what is being read (`what`). */
-static int gz_fail(gzFile f, const char *path, const char *what, size_t got, size_t want,
-		   char *err)
+/* The bytes of an idx file, in memory: as they are, or inflated from gzip. */
+typedef struct {
+	const char *name;       /* the file, in messages */
+	const uint8_t *in;      /* (len) the file's bytes */
+	size_t len;
+	size_t at;              /* bytes of `in` consumed (plain) or given to zlib */
+	int gz;                 /* a gzip file */
+	int ended;              /* gzip: the last member ended; nothing more comes */
+	z_stream z;
+} idx_source;
+
+static int is_gzip(const uint8_t *p, size_t len)
 {
-	int zerr;
-	const char *msg = gzerror(f, &zerr);
-	size_t plen = strlen(path);     /* zlib's message starts "path: " */
-	if (strncmp(msg, path, plen) == 0 && strncmp(msg + plen, ": ", 2) == 0)
-		msg += plen + 2;
-	if (zerr == Z_ERRNO)
-		return byol_err(err, -EIO, "%s: read error in %s: %s", path, what,
-				strerror(errno));
-	if (zerr == Z_BUF_ERROR)        /* the gzip stream ends early */
-		return byol_err(err, -EINVAL,
-				"%s: truncated gzip stream: expected %zu bytes of %s, got %zu",
-				path, want, what, got);
-	return byol_err(err, -EINVAL, "%s: corrupt gzip data in %s after %zu bytes: %s", path,
-			what, got, msg);
+	return len >= 2 && p[0] == 0x1f && p[1] == 0x8b;
 }
 
-/* Reads up to len bytes into buf; *got is how many arrived (less at a clean end of
- * file). Returns 0, or a gz_fail code when the stream is corrupt or unreadable;
- * base and want place the read inside `what` for that message. */
-static int gz_read_all(gzFile f, uint8_t *buf, size_t len, size_t *got, const char *path,
+static int source_open(idx_source *s, const void *buf, size_t len, const char *name,
+		       char *err)
+{
+	memset(s, 0, sizeof(*s));
+	s->name = name;
+	s->in = buf;
+	s->len = len;
+	s->gz = is_gzip(s->in, len);
+	if (!s->gz)
+		return 0;
+	int zr = inflateInit2(&s->z, 16 + MAX_WBITS);       /* gzip wrapper only */
+	if (zr != Z_OK) {
+		s->gz = 0;
+		return byol_err(err, zr == Z_MEM_ERROR ? -ENOMEM : -EINVAL,
+				"%s: cannot start inflating: %s", name, zError(zr));
+	}
+	return 0;
+}
+
+static void source_close(idx_source *s)
+{
+	if (s->gz)
+		inflateEnd(&s->z);
+	s->gz = 0;
+}
+
+/* A guess at how many more bytes the source holds: exact for a plain file, 0
+ * once a gzip stream has ended, else four times the compressed bytes left. */
+static size_t source_hint(const idx_source *s)
+{
+	if (!s->gz)
+		return s->len - s->at;
+	if (s->ended)
+		return 0;
+	size_t left = s->len - s->at + s->z.avail_in;
+	return left > SIZE_MAX / 8 ? SIZE_MAX / 2 : 4 * left + IDX_READ_MIN;
+}
+
+/* Reads up to len bytes into buf; *got is how many arrived (fewer only at the
+ * end of the data). Returns 0, or -EINVAL for gzip data that is corrupt or ends
+ * inside a member; base and want place the read inside `what` for messages. */
+static int source_read(idx_source *s, uint8_t *buf, size_t len, size_t *got,
 		       const char *what, size_t base, size_t want, char *err)
 {
 	*got = 0;
-	while (*got < len) {
-		size_t ask = len - *got;
-		if (ask > IDX_CHUNK)
-			ask = IDX_CHUNK;
-		int r = gzread(f, buf + *got, (unsigned)ask);
-		if (r < 0)
-			return gz_fail(f, path, what, base + *got, want, err);
-		if (r == 0) {
-			int zerr;
-			gzerror(f, &zerr);
-			if (zerr != Z_OK)
-				return gz_fail(f, path, what, base + *got, want, err);
-			break;
+	if (!s->gz) {
+		size_t n = s->len - s->at < len ? s->len - s->at : len;
+		memcpy(buf, s->in + s->at, n);
+		s->at += n;
+		*got = n;
+		return 0;
+	}
+	while (*got < len && !s->ended) {
+		if (s->z.avail_in == 0 && s->at < s->len) {
+			size_t n = s->len - s->at;
+			s->z.next_in = (Bytef *)(s->in + s->at);
+			s->z.avail_in = n > UINT_MAX ? UINT_MAX : (uInt)n;
+			s->at += s->z.avail_in;
 		}
-		*got += (size_t)r;
+		size_t ask = len - *got > UINT_MAX ? UINT_MAX : len - *got;
+		s->z.next_out = buf + *got;
+		s->z.avail_out = (uInt)ask;
+		int zr = inflate(&s->z, Z_NO_FLUSH);
+		*got += ask - s->z.avail_out;
+		if (zr == Z_OK)
+			continue;
+		if (zr == Z_STREAM_END) {
+			/* another member may follow; anything else is ignored */
+			if (is_gzip(s->z.next_in, s->z.avail_in) ||
+			    (s->z.avail_in == 0 && is_gzip(s->in + s->at, s->len - s->at)))
+				inflateReset(&s->z);
+			else
+				s->ended = 1;
+			continue;
+		}
+		if (zr == Z_BUF_ERROR && s->z.avail_in == 0 && s->at == s->len)
+			return byol_err(err, -EINVAL,
+					"%s: truncated gzip stream: expected %zu bytes of %s, got %zu",
+					s->name, want, what, base + *got);
+		if (zr == Z_MEM_ERROR)
+			return byol_err(err, -ENOMEM, "%s: out of memory inflating %s", s->name,
+					what);
+		return byol_err(err, -EINVAL, "%s: corrupt gzip data in %s after %zu bytes: %s",
+				s->name, what, base + *got, s->z.msg ? s->z.msg : zError(zr));
 	}
 	return 0;
 }
@@ -74,101 +138,100 @@ static void format_dims(char *s, size_t len, int ndim, const int dims[4])
 		at += (size_t)snprintf(s + at, len - at, i ? "x%d" : "%d", dims[i]);
 }
 
-int idx_read(const char *path, uint8_t **data, int *ndim, int dims[4], char *err)
+/* The header: magic, type, dimensions; sets *total to their product. */
+static int parse_header(idx_source *s, int *ndim, int dims[4], size_t *total, char *err)
 {
-	*data = NULL;
-	*ndim = 0;
-	uint8_t *buf = NULL;
-	int rc;
-
-	errno = 0;
-	gzFile f = gzopen(path, "rbe");     /* e: close on exec */
-	if (!f) {
-		int e = errno ? errno : ENOMEM;
-		return byol_err(err, -e, "%s: cannot open: %s", path, strerror(e));
-	}
-	gzbuffer(f, 1u << 17);
-
+	const char *name = s->name;
 	uint8_t head[4 + 4 * 4];
 	size_t got;
-	if ((rc = gz_read_all(f, head, 4, &got, path, "the header", 0, 4, err)) < 0)
-		goto fail;
-	if (got < 4) {
-		rc = byol_err(err, -EINVAL,
-			      "%s: truncated: expected a 4-byte idx header, got %zu bytes", path, got);
-		goto fail;
-	}
+	int rc;
+	if ((rc = source_read(s, head, 4, &got, "the header", 0, 4, err)) < 0)
+		return rc;
+	if (got < 4)
+		return byol_err(err, -EINVAL,
+				"%s: truncated: expected a 4-byte idx header, got %zu bytes", name, got);
 	uint32_t magic = (uint32_t)head[0] << 24 | (uint32_t)head[1] << 16 |
 			 (uint32_t)head[2] << 8 | head[3];
-	if (head[0] != 0 || head[1] != 0) {
-		rc = byol_err(err, -EINVAL,
-			      "%s: bad magic 0x%08x, expected 0x0000TTNN (an idx file)", path, magic);
-		goto fail;
-	}
-	if (head[2] != IDX_TYPE_UBYTE) {
-		rc = byol_err(err, -EINVAL,
-			      "%s: unsupported idx data type 0x%02x (magic 0x%08x), "
-			      "expected 0x08 (unsigned byte)", path, head[2], magic);
-		goto fail;
-	}
+	if (head[0] != 0 || head[1] != 0)
+		return byol_err(err, -EINVAL,
+				"%s: bad magic 0x%08x, expected 0x0000TTNN (an idx file)", name, magic);
+	if (head[2] != IDX_TYPE_UBYTE)
+		return byol_err(err, -EINVAL,
+				"%s: unsupported idx data type 0x%02x (magic 0x%08x), "
+				"expected 0x08 (unsigned byte)", name, head[2], magic);
 	int nd = head[3];
-	if (nd < 1 || nd > 4) {
-		rc = byol_err(err, -EINVAL, "%s: %d dimensions (magic 0x%08x), expected 1 to 4",
-			      path, nd, magic);
-		goto fail;
-	}
-	if ((rc = gz_read_all(f, head + 4, 4 * (size_t)nd, &got, path, "the header", 4,
-				4 + 4 * (size_t)nd, err)) < 0)
-		goto fail;
-	if (got < 4 * (size_t)nd) {
-		rc = byol_err(err, -EINVAL,
-			      "%s: truncated: expected %d dimension sizes (%d bytes), got %zu bytes",
-			      path, nd, 4 * nd, got);
-		goto fail;
-	}
-	size_t total = 1;
+	if (nd < 1 || nd > 4)
+		return byol_err(err, -EINVAL, "%s: %d dimensions (magic 0x%08x), expected 1 to 4",
+				name, nd, magic);
+	if ((rc = source_read(s, head + 4, 4 * (size_t)nd, &got, "the header", 4,
+			      4 + 4 * (size_t)nd, err)) < 0)
+		return rc;
+	if (got < 4 * (size_t)nd)
+		return byol_err(err, -EINVAL,
+				"%s: truncated: expected %d dimension sizes (%d bytes), got %zu bytes",
+				name, nd, 4 * nd, got);
+	size_t n = 1;
 	int overflow = 0;
 	for (int i = 0; i < nd; i++) {
 		const uint8_t *p = head + 4 + 4 * i;
 		uint32_t d = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
 			     (uint32_t)p[2] << 8 | p[3];
-		if (d > INT_MAX) {
-			rc = byol_err(err, -EINVAL, "%s: dimension %d is %u, too large", path, i, d);
-			goto fail;
-		}
+		if (d > INT_MAX)
+			return byol_err(err, -EINVAL, "%s: dimension %d is %u, too large", name, i, d);
 		dims[i] = (int)d;
-		if (d && total > SIZE_MAX / d)
+		if (d && n > SIZE_MAX / d)
 			overflow = 1;
-		total *= d;
+		n *= d;
 	}
+	if (overflow) {
+		char shape[64];
+		format_dims(shape, sizeof(shape), nd, dims);
+		return byol_err(err, -EINVAL, "%s: dimensions %s overflow the address space", name,
+				shape);
+	}
+	*ndim = nd;
+	*total = n;
+	return 0;
+}
+
+int idx_parse(const void *bytes, size_t len, const char *name, uint8_t **data, int *ndim,
+	      int dims[4], char *err)
+{
+	*data = NULL;
+	*ndim = 0;
+	uint8_t *buf = NULL;
+	idx_source s;
+	int nd = 0, rc;
+	size_t total = 0;
+
+	if ((rc = source_open(&s, bytes, len, name, err)) < 0)
+		return rc;
+	if ((rc = parse_header(&s, &nd, dims, &total, err)) < 0)
+		goto fail;
 	char shape[64];
 	format_dims(shape, sizeof(shape), nd, dims);
-	if (overflow) {
-		rc = byol_err(err, -EINVAL, "%s: dimensions %s overflow the address space", path,
-			      shape);
-		goto fail;
-	}
 
 	/* Grow the buffer as data arrives rather than trusting the header with one huge
 	 * allocation: a corrupt header then reads as truncated, not out of memory. */
-	size_t cap = total < IDX_CHUNK ? total : IDX_CHUNK;
-	size_t have = 0;
+	size_t cap = total < IDX_CHUNK ? total : IDX_CHUNK, have = 0, got;
+	if (cap > source_hint(&s))
+		cap = source_hint(&s);
 	buf = malloc(cap ? cap : 1);
 	if (!buf) {
-		rc = byol_err(err, -ENOMEM, "%s: cannot allocate %zu bytes", path, cap);
+		rc = byol_err(err, -ENOMEM, "%s: cannot allocate %zu bytes", name, cap);
 		goto fail;
 	}
 	for (;;) {
-		if ((rc = gz_read_all(f, buf + have, cap - have, &got, path, "the data", have,
-				      total, err)) < 0)
+		if ((rc = source_read(&s, buf + have, cap - have, &got, "the data", have, total,
+				      err)) < 0)
 			goto fail;
 		have += got;
-		if (have < cap || cap == total)
+		if (have < cap || have == total || source_hint(&s) == 0)
 			break;
 		size_t ncap = cap > total / 2 ? total : 2 * cap;
 		uint8_t *nbuf = realloc(buf, ncap);
 		if (!nbuf) {
-			rc = byol_err(err, -ENOMEM, "%s: cannot allocate %zu bytes", path, ncap);
+			rc = byol_err(err, -ENOMEM, "%s: cannot allocate %zu bytes", name, ncap);
 			goto fail;
 		}
 		buf = nbuf;
@@ -176,7 +239,7 @@ int idx_read(const char *path, uint8_t **data, int *ndim, int dims[4], char *err
 	}
 	if (have < total) {
 		rc = byol_err(err, -EINVAL, "%s: truncated: expected %zu data bytes (%s), got %zu",
-			      path, total, shape, have);
+			      name, total, shape, have);
 		goto fail;
 	}
 
@@ -184,7 +247,7 @@ int idx_read(const char *path, uint8_t **data, int *ndim, int dims[4], char *err
 	uint8_t extra[4096];
 	size_t trailing = 0;
 	for (;;) {
-		if ((rc = gz_read_all(f, extra, sizeof(extra), &got, path, "trailing data", 0, 0,
+		if ((rc = source_read(&s, extra, sizeof(extra), &got, "trailing data", 0, 0,
 				      err)) < 0)
 			goto fail;
 		trailing += got;
@@ -193,17 +256,96 @@ int idx_read(const char *path, uint8_t **data, int *ndim, int dims[4], char *err
 	}
 	if (trailing) {
 		rc = byol_err(err, -EINVAL, "%s: %zu trailing bytes after the %zu data bytes (%s)",
-			      path, trailing, total, shape);
+			      name, trailing, total, shape);
 		goto fail;
 	}
 
-	gzclose(f);
+	source_close(&s);
 	*data = buf;
 	*ndim = nd;
 	return 0;
 fail:
 	free(buf);
-	gzclose(f);
+	source_close(&s);
+	return rc;
+}
+
+/* The whole of a file that is not a regular one (a pipe, a device) into *out
+ * (malloc'd, *len bytes). */
+static int read_stream(int fd, const char *path, uint8_t **out, size_t *len, char *err)
+{
+	size_t cap = IDX_READ_MIN, n = 0;
+	uint8_t *buf = malloc(cap);
+	if (!buf)
+		return byol_err(err, -ENOMEM, "%s: cannot allocate %zu bytes", path, cap);
+	for (;;) {
+		if (n == cap) {
+			uint8_t *nbuf = cap <= SIZE_MAX / 2 ? realloc(buf, 2 * cap) : NULL;
+			if (!nbuf) {
+				free(buf);
+				return byol_err(err, -ENOMEM, "%s: cannot allocate %zu bytes", path,
+						cap);
+			}
+			buf = nbuf;
+			cap *= 2;
+		}
+		ssize_t r = read(fd, buf + n, cap - n > (1u << 30) ? (1u << 30) : cap - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			int e = errno;
+			free(buf);
+			return byol_err(err, -EIO, "%s: read error: %s", path, strerror(e));
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+/* A regular file is mapped (no copy, no fresh memory: reading a 26 MB dataset
+ * into a new buffer would cost more than inflating it; like any mapped file, it
+ * must not be truncated while it loads); anything else is read. */
+int idx_read(const char *path, uint8_t **data, int *ndim, int dims[4], char *err)
+{
+	*data = NULL;
+	*ndim = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		return byol_err(err, -e, "%s: cannot open: %s", path, strerror(e));
+	}
+	struct stat st;
+	int rc;
+	if (fstat(fd, &st) < 0) {
+		int e = errno;
+		close(fd);
+		return byol_err(err, -e, "%s: %s", path, strerror(e));
+	}
+	if (S_ISREG(st.st_mode) && st.st_size > 0 && (uint64_t)st.st_size <= SIZE_MAX) {
+		size_t len = (size_t)st.st_size;
+		void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+		close(fd);
+		if (map == MAP_FAILED) {
+			int e = errno;
+			return byol_err(err, -e, "%s: cannot map: %s", path, strerror(e));
+		}
+		madvise(map, len, MADV_SEQUENTIAL);
+		rc = idx_parse(map, len, path, data, ndim, dims, err);
+		munmap(map, len);
+		return rc;
+	}
+	uint8_t *bytes = NULL;
+	size_t len = 0;
+	rc = read_stream(fd, path, &bytes, &len, err);
+	close(fd);
+	if (rc < 0)
+		return rc;
+	rc = idx_parse(bytes, len, path, data, ndim, dims, err);
+	free(bytes);
 	return rc;
 }
 

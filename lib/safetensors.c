@@ -538,21 +538,39 @@ out:
 	return rc;
 }
 
+/* The layout of a file of `size` bytes whose first 8 bytes (zeros when it has
+ * fewer) are at first8: sets *hlen, the header length, after checking it and
+ * that the data fits in memory. The one check of both the path and the buffer
+ * readers. */
+static int check_layout(uint64_t size, const unsigned char first8[8], uint64_t *hlen,
+			const char *name, char *err)
+{
+	if (size < 8)
+		return byol_err(err, -EINVAL, "%s: short file (%" PRIu64 " bytes)", name, size);
+	memcpy(hlen, first8, 8);
+	if (*hlen > size - 8)
+		return byol_err(err, -EINVAL, "%s: header length %" PRIu64 " beyond the file (%"
+				PRIu64 " bytes)", name, *hlen, size);
+	if (*hlen > ST_MAX_HEADER)
+		return byol_err(err, -EINVAL, "%s: header length %" PRIu64 " over %u", name, *hlen,
+				ST_MAX_HEADER);
+	if (size - 8 - *hlen > SIZE_MAX / 2)
+		return byol_err(err, -EFBIG, "%s: too large", name);
+	return 0;
+}
+
 int safetensors_parse(st_file *f, const void *buf, size_t len, const char *name, char *err)
 {
 	memset(f, 0, sizeof(*f));
 	const unsigned char *p = buf;
-	if (len < 8)
-		return byol_err(err, -EINVAL, "%s: short file (%zu bytes)", name, len);
+	unsigned char first[8] = { 0 };
 	uint64_t hlen;
-	memcpy(&hlen, p, 8);
-	if (hlen > len - 8)
-		return byol_err(err, -EINVAL, "%s: header length %" PRIu64 " beyond the file (%zu bytes)",
-				name, hlen, len);
-	if (hlen > ST_MAX_HEADER)
-		return byol_err(err, -EINVAL, "%s: header length %" PRIu64 " over %u", name, hlen,
-				ST_MAX_HEADER);
-	int rc = parse_header(f, (const char *)p + 8, hlen, len - 8 - hlen, name, err);
+	if (len >= 8)
+		memcpy(first, p, 8);
+	int rc = check_layout(len, first, &hlen, name, err);
+	if (rc)
+		return rc;
+	rc = parse_header(f, (const char *)p + 8, hlen, len - 8 - hlen, name, err);
 	if (rc) {
 		safetensors_free(f);
 		return rc;
@@ -598,26 +616,11 @@ int safetensors_read(st_file *f, const char *path, char *err)
 		goto out;
 	}
 	uint64_t size = (uint64_t)st.st_size, hlen;
-	if (size < 8) {
-		rc = byol_err(err, -EINVAL, "%s: short file (%" PRIu64 " bytes)", path, size);
-		goto out;
-	}
-	if ((rc = read_full(fd, &hlen, 8)))
+	unsigned char first[8] = { 0 };
+	if (size >= 8 && (rc = read_full(fd, first, 8)))
 		goto read_error;
-	if (hlen > size - 8) {
-		rc = byol_err(err, -EINVAL, "%s: header length %" PRIu64 " beyond the file (%" PRIu64
-			      " bytes)", path, hlen, size);
+	if ((rc = check_layout(size, first, &hlen, path, err)))
 		goto out;
-	}
-	if (hlen > ST_MAX_HEADER) {
-		rc = byol_err(err, -EINVAL, "%s: header length %" PRIu64 " over %u", path, hlen,
-			      ST_MAX_HEADER);
-		goto out;
-	}
-	if (size - 8 - hlen > SIZE_MAX / 2) {
-		rc = byol_err(err, -EFBIG, "%s: too large", path);
-		goto out;
-	}
 	hdr = malloc(hlen ? hlen : 1);
 	if (!hdr) {
 		rc = byol_err(err, -ENOMEM, "%s: out of memory", path);

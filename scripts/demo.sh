@@ -3,8 +3,9 @@
 # starts the coordinator and two workers on loopback (state in a temp directory,
 # or $DEMO_STATE), submits deploy/examples/byol-fmnist.ini (Fashion-MNIST, BYOL,
 # the embedded defaults) and follows it to the end, then prints the run's status
-# and where its SQLite store and checkpoints are. Extra arguments go to
-# `byolctl submit`, e.g.:  scripts/demo.sh --set optim.epochs=1
+# and where its SQLite store and checkpoints are: a live progress bar while it
+# trains (byolctl watch), then the run's row of the history (byolctl history).
+# Extra arguments go to `byolctl submit`, e.g.:  scripts/demo.sh --set optim.epochs=1
 set -eu
 cd "$(dirname "$0")/.."
 scripts/deps.sh
@@ -31,16 +32,13 @@ for w in 1 2; do
 	pids="$pids $!"
 done
 echo "byold: state in $STATE (byold.db, runs/), logs byold.log worker1.log worker2.log"
-out=$(bin/byolctl --socket "$SOCK" submit deploy/examples/byol-fmnist.ini "$@") || exit 1
+export BYOLD_SOCKET="$SOCK"
+out=$(bin/byolctl submit deploy/examples/byol-fmnist.ini "$@") || exit 1
 run=$(echo "$out" | tail -n 1)
-echo "submitted run $run; following it (byolctl --socket $SOCK status $run)"
-while :; do
-	line=$(bin/byolctl --socket "$SOCK" status "$run")
-	printf '\r%s   ' "$(echo "$line" | head -n 1)"
-	case "$line" in
-	*completed*|*failed*|*cancelled*) break ;;
-	esac
-	sleep 5
-done
+echo "submitted run $run; following it (byolctl watch $run; byolctl show $run for details)"
+status=0
+bin/byolctl watch "$run" || status=$?
 echo
-bin/byolctl --socket "$SOCK" status "$run"
+echo "the run in the store (byolctl history --where 'id = $run'):"
+bin/byolctl history --where "id = $run"
+exit $status

@@ -4,7 +4,10 @@
 set -eu
 PKGS="build-essential pkg-config libopenblas-dev zlib1g-dev libinih-dev libcjson-dev
 libcmocka-dev libuv1-dev libprotobuf-c-dev protobuf-c-compiler libsqlite3-dev sqlite3
-libsodium-dev libsystemd-dev dataset-fashion-mnist python3"
+libsodium-dev libsystemd-dev dataset-fashion-mnist python3
+scdoc systemd-container
+iproute2 nftables
+clang libclang-rt-dev"
 missing=""
 for p in $PKGS; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then

@@ -1,21 +1,27 @@
 #!/bin/sh
 # Runs every test binary in $BIN/tests (one process each, under a timeout) and the
-# end-to-end scripts in tests/e2e; prints "N passed, M failed" last.
+# end-to-end scripts in tests/e2e; prints "N passed, M failed, K skipped" last (a
+# test that exits 0 after a line starting with SKIP is skipped, with that line).
 # TEST_FILTER=substring runs only the tests whose name contains it.
 BIN=${BIN:-bin}
 TIMEOUT=${TEST_TIMEOUT:-300}
-pass=0; fail=0; failed=""
+pass=0; fail=0; skip=0; failed=""
 run() {
 	name=$1; shift
 	case "$name" in *"${TEST_FILTER:-}"*) ;; *) return ;; esac
 	start=$(date +%s)
 	if timeout "$TIMEOUT" "$@" >"$LOG/$name.log" 2>&1; then
-		pass=$((pass + 1)); status=ok
+		if grep -q '^SKIP' "$LOG/$name.log"; then
+			skip=$((skip + 1)); status=skip
+		else
+			pass=$((pass + 1)); status=ok
+		fi
 	else
 		fail=$((fail + 1)); status=FAIL; failed="$failed $name"
 	fi
 	echo "$status $name ($(( $(date +%s) - start ))s)"
 	if [ $status = FAIL ]; then tail -n 30 "$LOG/$name.log" | sed 's/^/    /'; fi
+	if [ $status = skip ]; then grep '^SKIP' "$LOG/$name.log" | sed 's/^/    /'; fi
 }
 LOG=$(mktemp -d)
 for t in "$BIN"/tests/test_*; do
@@ -28,5 +34,5 @@ for t in tests/e2e/*.sh; do
 done
 echo "logs in $LOG"
 [ -z "$failed" ] || echo "failed:$failed"
-echo "$pass passed, $fail failed"
+echo "$pass passed, $fail failed, $skip skipped"
 [ $fail -eq 0 ]

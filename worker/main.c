@@ -26,7 +26,8 @@ static void usage(FILE *f)
 		"  --coordinator H:P serve the byold coordinator at H:P (TCP); reconnects when\n"
 		"                    it goes away; SIGTERM or SIGINT ends the worker\n"
 		"  --socket PATH     the same over the coordinator's Unix socket\n"
-		"  --token-file FILE the cluster token (mode 0600), when byold has one\n"
+		"  --token-file FILE the cluster token (mode 0600), when byold has one;\n"
+		"                    default: $CREDENTIALS_DIRECTORY/token when present\n"
 		"  --name NAME       this worker's name (default: HOST-PID)\n"
 		"  --local FILE      run the experiment in this process (both halves of every\n"
 		"                    step); progress on stderr, one JSON object on stdout\n"
@@ -37,6 +38,17 @@ static void usage(FILE *f)
 		"                    run of the same experiment) with kNN and the probe\n"
 		"  --quiet           no progress lines\n"
 		"  --help-config     list every experiment key with its default\n");
+}
+
+/* Under systemd, LoadCredential=token:/etc/byold/token puts the cluster token in
+ * $CREDENTIALS_DIRECTORY/token: its path when it exists, else NULL. */
+static const char *credential_token(void)
+{
+	static char path[4096];
+	const char *dir = getenv("CREDENTIALS_DIRECTORY");
+	if (!dir || !dir[0] || snprintf(path, sizeof(path), "%s/token", dir) >= (int)sizeof(path))
+		return NULL;
+	return access(path, F_OK) == 0 ? path : NULL;
 }
 
 static int print_report(const experiment_config *cfg, const train_report *r)
@@ -137,6 +149,8 @@ int main(int argc, char **argv)
 	if (net) {
 		free(sets);
 		nopt.threads = threads;
+		if (!nopt.token_file)
+			nopt.token_file = credential_token();
 		return worker_net_run(&nopt);
 	}
 	topt.threads = threads;

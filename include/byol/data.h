@@ -20,6 +20,7 @@
 #ifndef BYOL_DATA_H
 #define BYOL_DATA_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define DATA_DEFAULT_DIR "/usr/share/datasets/fashion-mnist"
@@ -32,15 +33,23 @@ typedef struct {
 	float mean, std;        /* of pixels / 255 over the whole set */
 } dataset;
 
-/* Reads an idx file of unsigned bytes (gzip or not, detected from the content,
- * through zlib's gzread). On success *data (malloc'd, caller frees; at least one
- * byte even when a dimension is 0), dims[0..*ndim-1] are set; 1 to 4 dims, each
- * at most INT_MAX. The data must be exactly the product of the dims: fewer bytes
- * is "truncated: expected N, got M", more is "K trailing bytes". (Anything after
- * the end of a complete gzip stream is zlib's to ignore.) The buffer grows with
- * the data read, so a corrupt header promising terabytes reads as truncated.
- * Returns 0 or -errno with a message in err naming path; *data is NULL then. */
+/* Reads an idx file of unsigned bytes (gzip or not, detected from the content:
+ * the gzip magic 1f 8b). The whole file is read into memory, then parsed by
+ * idx_parse. On success *data (malloc'd, caller frees; at least one byte even
+ * when a dimension is 0), dims[0..*ndim-1] are set; 1 to 4 dims, each at most
+ * INT_MAX. The data must be exactly the product of the dims: fewer bytes is
+ * "truncated: expected N, got M", more is "K trailing bytes". (Anything after
+ * the end of a complete gzip stream is ignored, as zlib's gzread does.) The
+ * buffer grows with the data read, so a corrupt header promising terabytes
+ * reads as truncated. Returns 0 or -errno with a message in err naming path;
+ * *data is NULL then. */
 int idx_read(const char *path, uint8_t **data, int *ndim, int dims[4], char *err);
+/* Same from the len bytes of a file's contents in memory (plain or gzip; one
+ * gzip member after another, anything after a complete member ignored as zlib
+ * does); `name` stands for the file in messages. Reads nothing but bytes[0,
+ * len); the caller keeps them. */
+int idx_parse(const void *bytes, size_t len, const char *name, uint8_t **data, int *ndim,
+	      int dims[4], char *err);
 
 /* Loads images and (when labels_path is not NULL) labels. Images must have 3 or
  * 4 dims and none 0; labels 1 dim, as many as the images (checked before limit).

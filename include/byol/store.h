@@ -15,12 +15,12 @@
  * synchronous=FULL, because its caller deletes files after it returns.
  *
  * Schema: versioned with PRAGMA user_version and moved forward by a table of
- * migrations in store.c (version 1 = the initial schema), each applied in its
- * own transaction. A database whose version is newer than this code knows, a
- * file that is not SQLite, or another application's database is refused with a
- * message naming the file. Tables a history query may read directly
- * (store_sqlite): runs(config_json, final_json) with json_extract, and
- * metrics(run_id, step) as the primary key.
+ * migrations in store.c (version 1 = the initial schema, 2 = the indexes of
+ * history queries), each applied in its own transaction. A database whose
+ * version is newer than this code knows, a file that is not SQLite, or another
+ * application's database is refused with a message naming the file. Tables a
+ * history query may read directly (store_sqlite): runs(config_json,
+ * final_json) with json_extract, and metrics(run_id, step) as the primary key.
  *
  * Errors: every function returns 0 or a negative errno-style code with one line
  * in err (BYOL_ERR_LEN bytes, may be NULL): -ENOSPC disk full, -EBUSY database
@@ -41,7 +41,7 @@
 
 #include "byol/error.h"
 
-#define STORE_SCHEMA_VERSION 1   /* the newest schema this code knows */
+#define STORE_SCHEMA_VERSION 2   /* the newest schema this code knows */
 #define STORE_NAME_LEN 128       /* run, worker and host names, with the NUL */
 #define STORE_MSG_LEN 512        /* messages as read back (longer ones are cut) */
 #define STORE_PATH_LEN 4096      /* checkpoint paths, with the NUL */
@@ -51,7 +51,8 @@ typedef struct store store;
 
 /* Stored as the lower-case text of the name ("queued", ...). Allowed moves:
  * queued -> running | cancelled; running -> completed | failed | cancelled |
- * interrupted; interrupted -> running | cancelled. */
+ * interrupted; interrupted -> running | cancelled | queued; failed, cancelled
+ * -> queued (a resume). Completed is final. */
 typedef enum {
 	STORE_QUEUED,
 	STORE_RUNNING,
@@ -131,7 +132,8 @@ typedef struct {
 	uint64_t seed;
 	int64_t created_ms;
 	int64_t started_ms;       /* first move to running; 0 = not yet */
-	int64_t finished_ms;      /* move to completed|failed|cancelled; 0 = not yet */
+	int64_t finished_ms;      /* move to completed|failed|cancelled; 0 = not yet
+				   * (cleared by a move back to queued) */
 	int64_t total_steps;
 	int64_t step;             /* steps applied so far (last recorded) */
 	char message[STORE_MSG_LEN];  /* last status message, "" when none */
@@ -166,7 +168,7 @@ int store_run_next_queued(store *s, store_run *out, char *err);
 
 /* Moves run id to status `to` when the move is allowed (see store_status),
  * stamping started_ms (first move to running) or finished_ms (completed,
- * failed, cancelled). message (may be NULL: keep the old one) is recorded.
+ * failed, cancelled; a move to queued clears it). message (may be NULL: keep the old one) is recorded.
  * Returns 0, -ENOENT, -EINVAL naming both statuses, or -errno with err. */
 int store_run_set_status(store *s, int64_t id, store_status to, const char *message,
 			 char *err);

@@ -250,6 +250,110 @@ static void test_not_idx(void **state)
 	expect_fail(tmpdir, -EIO, NULL, NULL);
 }
 
+/* The gzip form of len bytes, in memory (*out malloc'd). */
+static size_t gzip_bytes(const uint8_t *in, size_t len, uint8_t **out)
+{
+	z_stream z = { 0 };
+	assert_int_equal(deflateInit2(&z, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY),
+			 Z_OK);
+	size_t cap = deflateBound(&z, len);
+	*out = malloc(cap);
+	assert_non_null(*out);
+	z.next_in = (Bytef *)in;
+	z.avail_in = (uInt)len;
+	z.next_out = *out;
+	z.avail_out = (uInt)cap;
+	assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
+	deflateEnd(&z);
+	return cap - z.avail_out;
+}
+
+/* idx_parse reads from memory what idx_read reads from a file, plain or gzip,
+ * and names the given name in messages. */
+static void test_parse_memory(void **state)
+{
+	const uint32_t d3[3] = { 3, 4, 5 };
+	uint8_t *data = make_data(60), *gz, *out;
+	write_idx(tpath("mem"), 0, 0x08, 3, d3, data, 60, 0);
+	FILE *f = fopen(tpath("mem"), "rb");
+	assert_non_null(f);
+	uint8_t file[128];
+	size_t len = fread(file, 1, sizeof(file), f);
+	fclose(f);
+	assert_int_equal(len, 4 + 12 + 60);
+	size_t gzlen = gzip_bytes(file, len, &gz);
+	int ndim, dims[4];
+	char err[BYOL_ERR_LEN] = "";
+	for (int form = 0; form < 2; form++) {
+		int rc = idx_parse(form ? gz : file, form ? gzlen : len, "memory", &out, &ndim,
+				   dims, err);
+		if (rc)
+			fail_msg("%s", err);
+		assert_int_equal(ndim, 3);
+		assert_int_equal(dims[2], 5);
+		assert_memory_equal(out, data, 60);
+		free(out);
+	}
+	/* a byte short: truncated, naming the buffer */
+	assert_int_equal(idx_parse(file, len - 1, "memory", &out, &ndim, dims, err), -EINVAL);
+	assert_null(out);
+	assert_non_null(strstr(err, "memory: truncated"));
+	assert_int_equal(idx_parse(gz, gzlen - 1, "memory.gz", &out, &ndim, dims, err), -EINVAL);
+	assert_non_null(strstr(err, "memory.gz: "));
+	/* nothing at all */
+	assert_int_equal(idx_parse(file, 0, "nothing", &out, &ndim, dims, err), -EINVAL);
+	assert_non_null(strstr(err, "got 0 bytes"));
+	free(gz);
+	free(data);
+}
+
+/* Gzip members one after another make one stream; bytes after a complete member
+ * that do not start another are ignored, as zlib's gzread does; a member cut
+ * in its header is truncated. */
+static void test_gzip_members(void **state)
+{
+	const uint32_t d1[1] = { 40 };
+	uint8_t *data = make_data(40), *z1, *z2, *out;
+	uint8_t file[64];
+	memcpy(file, (const uint8_t[]){ 0, 0, 8, 1, 0, 0, 0, 40 }, 8);
+	memcpy(file + 8, data, 40);
+	size_t n1 = gzip_bytes(file, 20, &z1), n2 = gzip_bytes(file + 20, 28, &z2);
+	uint8_t *cat = malloc(n1 + n2 + 8);
+	assert_non_null(cat);
+	memcpy(cat, z1, n1);
+	memcpy(cat + n1, z2, n2);
+	int ndim, dims[4];
+	char err[BYOL_ERR_LEN] = "";
+	int rc = idx_parse(cat, n1 + n2, "two", &out, &ndim, dims, err);
+	if (rc)
+		fail_msg("%s", err);
+	assert_int_equal(dims[0], 40);
+	assert_memory_equal(out, data, 40);
+	free(out);
+	/* the same through a file */
+	write_bytes(tpath("two.gz"), cat, n1 + n2, 0);
+	read_back(tpath("two.gz"), 1, d1, 40);
+
+	/* one complete member, then garbage */
+	free(z1);
+	n1 = gzip_bytes(file, 48, &z1);
+	memcpy(cat, z1, n1);
+	memcpy(cat + n1, "garbage", 7);
+	rc = idx_parse(cat, n1 + 7, "garbage", &out, &ndim, dims, err);
+	if (rc)
+		fail_msg("%s", err);
+	assert_memory_equal(out, data, 40);
+	free(out);
+	/* then the start of a member's header */
+	memcpy(cat + n1, "\x1f\x8b\x08", 3);
+	assert_int_equal(idx_parse(cat, n1 + 3, "cut", &out, &ndim, dims, err), -EINVAL);
+	assert_non_null(strstr(err, "cut: truncated gzip stream"));
+	free(cat);
+	free(z1);
+	free(z2);
+	free(data);
+}
+
 /* Six 3x2 images, labels 0 3 1 3 2 0; image i pixel j = pattern(6 i + j). */
 #define DS_N 6
 #define DS_H 3
@@ -486,6 +590,8 @@ int main(void)
 		cmocka_unit_test(test_bad_length),
 		cmocka_unit_test(test_large_file),
 		cmocka_unit_test(test_not_idx),
+		cmocka_unit_test(test_parse_memory),
+		cmocka_unit_test(test_gzip_members),
 		cmocka_unit_test(test_dataset_load),
 		cmocka_unit_test(test_dataset_color),
 		cmocka_unit_test(test_dataset_mismatch),

@@ -167,8 +167,51 @@ static void test_newer_schema_refused(void **state)
 	assert_contains(err, f->db);
 	assert_contains(err, "schema version 7 is newer");
 	/* left as it was */
-	raw_exec(f->db, "PRAGMA user_version = 1");
+	char set[64];
+	snprintf(set, sizeof(set), "PRAGMA user_version = %d", STORE_SCHEMA_VERSION);
+	raw_exec(f->db, set);
 	open_ok(f);
+}
+
+static int64_t index_count(store *s, const char *name)
+{
+	char q[160];
+	snprintf(q, sizeof(q), "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND "
+		 "name = '%s'", name);
+	return sql_int(s, q);
+}
+
+/* A database of schema version 1 (before the history indexes) with a run in it
+ * moves to the current version on open, keeping its data; the new indexes are
+ * there and used. */
+static void test_migrates_version_1(void **state)
+{
+	fixture *f = *state;
+	int64_t id = one_run(open_ok(f));
+	store_close(f->s);
+	f->s = NULL;
+	raw_exec(f->db, "DROP INDEX experiments_by_name; DROP INDEX runs_by_finished;"
+			" PRAGMA user_version = 1");
+	store *s = open_ok(f);
+	assert_int_equal(store_schema_version(s), STORE_SCHEMA_VERSION);
+	assert_int_equal(sql_int(s, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+	assert_int_equal(index_count(s, "experiments_by_name"), 1);
+	assert_int_equal(index_count(s, "runs_by_finished"), 1);
+	store_run r;
+	char err[BYOL_ERR_LEN] = "";
+	assert_int_equal(store_run_get(s, id, &r, err), 0);
+	assert_string_equal(r.name, "one/0");
+	store_run_release(&r);
+	/* the planner finds an experiment by name through the index */
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(store_sqlite(s), "EXPLAIN QUERY PLAN SELECT id FROM "
+					    "experiments WHERE name = 'one'", -1, &st, NULL),
+			 SQLITE_OK);
+	int used = 0;
+	while (sqlite3_step(st) == SQLITE_ROW)
+		used |= strstr((const char *)sqlite3_column_text(st, 3), "experiments_by_name") != NULL;
+	sqlite3_finalize(st);
+	assert_true(used);
 }
 
 static void test_not_a_database_refused(void **state)
@@ -388,6 +431,35 @@ static void test_status_transitions(void **state)
 	assert_int_equal(store_status_parse("interrupted", &st, err), 0);
 	assert_int_equal(st, STORE_INTERRUPTED);
 	assert_int_equal(store_status_parse("done", &st, err), -EINVAL);
+}
+
+/* A resume: failed, cancelled and interrupted runs may go back to queued
+ * (finished_ms cleared, started_ms kept); a completed run may not. */
+static void test_resume_transitions(void **state)
+{
+	fixture *f = *state;
+	store *s = open_ok(f);
+	char err[BYOL_ERR_LEN] = "";
+	int64_t id = one_run(s);
+	store_run r;
+	static const store_status ends[] = { STORE_FAILED, STORE_CANCELLED, STORE_INTERRUPTED };
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(store_run_set_status(s, id, STORE_RUNNING, NULL, err), 0);
+		assert_int_equal(store_run_set_status(s, id, ends[i], "stopped", err), 0);
+		assert_int_equal(store_run_set_status(s, id, STORE_QUEUED, "resumed", err), 0);
+		assert_int_equal(store_run_get(s, id, &r, err), 0);
+		assert_int_equal(r.status, STORE_QUEUED);
+		assert_int_equal(r.finished_ms, 0);
+		assert_true(r.started_ms > 0);
+		assert_string_equal(r.message, "resumed");
+		store_run_release(&r);
+	}
+	assert_int_equal(store_run_set_status(s, id, STORE_QUEUED, NULL, err), -EINVAL);
+	assert_contains(err, "from queued to queued");
+	assert_int_equal(store_run_set_status(s, id, STORE_RUNNING, NULL, err), 0);
+	assert_int_equal(store_run_finish(s, id, STORE_COMPLETED, "{}", NULL, err), 0);
+	assert_int_equal(store_run_set_status(s, id, STORE_QUEUED, NULL, err), -EINVAL);
+	assert_contains(err, "from completed to queued");
 }
 
 /* ---- metrics ---- */
@@ -768,12 +840,14 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_create_and_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_migrates_version_1, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_a_database_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_foreign_database_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_experiment_sweep_queued_in_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_experiment_is_one_transaction, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_next_queued_is_oldest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_status_transitions, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resume_transitions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_metrics_step_redone_replaces, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_metrics_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_evals, setup, teardown),
