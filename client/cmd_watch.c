@@ -41,6 +41,7 @@ typedef struct {
 	char status[24];
 	uint64_t epoch;
 	double last_line;
+	uint64_t last_step;             /* of the last plain line */
 } watch_view;
 
 static double now_s(void)
@@ -298,9 +299,11 @@ static int show_update(watch_view *v, const Byol__RunStatus *s)
 	}
 	if (v->tty) {
 		draw_bar(v, s);
-	} else if (changed || now_s() - v->last_line >= PLAIN_EVERY_S) {
+	} else if (changed ||
+		   (s->step != v->last_step && now_s() - v->last_line >= PLAIN_EVERY_S)) {
 		plain_line(v, s);
 		v->last_line = now_s();
+		v->last_step = s->step;
 	}
 	return 0;
 }
