@@ -47,6 +47,7 @@ LIB_SRCS := \
 	lib/eval.c \
 	lib/config.c \
 	lib/config_json.c \
+	lib/config_sweep.c \
 	lib/inifile.c \
 	lib/safetensors.c \
 	lib/model.c \
@@ -107,6 +108,7 @@ CLIENT_SRCS := \
 	client/cmd_plot.c \
 	client/cmd_watch.c \
 	client/cmd_show.c \
+	client/cmd_report.c \
 	client/svg.c \
 	client/rpc.c
 DAEMON_LIBS := $(shell pkg-config --libs sqlite3 libsystemd)
@@ -146,7 +148,7 @@ T_nn_norm     := $(call o,error nn nn_norm nn_conv rng)
 T_loss        := $(call o,error loss rng)
 T_optim       := $(call o,error params optim)
 T_eval        := $(call o,error rng eval)
-T_config      := $(call o,error config config_json inifile)
+T_config      := $(call o,error config config_json config_sweep inifile)
 T_safetensors := $(call o,error safetensors)
 T_frame       := $(call o,error frame) $(PROTO_OBJ)
 T_conn        := $(call o,error frame conn conn_net auth) $(PROTO_OBJ)

@@ -88,7 +88,7 @@ int cli_print_json(struct cJSON *o);
 
 /* The commands (each file exports its own). */
 extern const cli_command cmd_submit, cmd_status, cmd_list, cmd_history;
-extern const cli_command cmd_export, cmd_compare, cmd_plot;
+extern const cli_command cmd_export, cmd_compare, cmd_plot, cmd_report;
 extern const cli_command cmd_watch, cmd_show, cmd_cancel, cmd_resume, cmd_workers;
 
 #endif

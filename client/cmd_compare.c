@@ -221,7 +221,7 @@ static void print_line(const widths *w, const char *key, char cells[][CELL_MAX +
 {
 	printf("%-*s", w->key_w, key);
 	for (int i = 0; i < n; i++)
-		printf("  %-*s", w->col_w, cells[i]);
+		printf("  %-*s", i + 1 < n ? w->col_w : 0, cells[i]);
 	printf("\n");
 }
 

@@ -26,6 +26,7 @@ static const cli_command *const commands[] = {
 	&cmd_history,
 	&cmd_compare,
 	&cmd_plot,
+	&cmd_report,
 	&cmd_export,
 	&cmd_watch,
 	&cmd_show,

@@ -1,6 +1,6 @@
 /*
  * svg.c — line charts as SVG (client/svg.h): axes with nice ticks, a polyline
- * per series broken at gaps, a legend.
+ * per series broken at gaps, a legend; dot charts of groups (svg_write_groups).
  */
 #include "svg.h"
 
@@ -241,8 +241,30 @@ static void write_series(FILE *f, const svg_chart *c, const svg_series *s, int k
 	fprintf(f, "</g>\n");
 }
 
-static void write_legend(FILE *f, const svg_series *s, int ns, const svg_axis *ax,
-			 const svg_axis *ay)
+/* Drawn points (and segment midpoints) of the series inside the box. */
+static long points_in(const svg_chart *c, const svg_series *s, int ns, const svg_axis *ax,
+		      const svg_axis *ay, double x, double y, double w, double h)
+{
+	long n = 0;
+	for (int k = 0; k < ns; k++)
+		for (size_t i = 0; i < s[k].n; i++) {
+			if (!drawable(c, s[k].x[i], s[k].y[i]))
+				continue;
+			double px = svg_axis_map(ax, s[k].x[i]), py = svg_axis_map(ay, s[k].y[i]);
+			n += px >= x && px <= x + w && py >= y && py <= y + h;
+			if (i + 1 < s[k].n && drawable(c, s[k].x[i + 1], s[k].y[i + 1])) {
+				double mx = (px + svg_axis_map(ax, s[k].x[i + 1])) / 2;
+				double my = (py + svg_axis_map(ay, s[k].y[i + 1])) / 2;
+				n += mx >= x && mx <= x + w && my >= y && my <= y + h;
+			}
+		}
+	return n;
+}
+
+/* The legend in the corner of the plot area that hides the fewest points
+ * (top right, top left, bottom right, bottom left, in that order of choice). */
+static void write_legend(FILE *f, const svg_chart *c, const svg_series *s, int ns,
+			 const svg_axis *ax, const svg_axis *ay)
 {
 	size_t longest = 1;
 	for (int k = 0; k < ns; k++)
@@ -250,7 +272,18 @@ static void write_legend(FILE *f, const svg_series *s, int ns, const svg_axis *a
 			longest = strlen(s[k].label);
 	double w = 36 + 7.0 * (double)(longest > 60 ? 60 : longest);
 	double h = 8 + LEGEND_ROW * ns;
-	double x = ax->px_hi - w - 8, y = ay->px_hi + 8;
+	double xs[2] = {ax->px_hi - w - 8, ax->px_lo + 8}, ys[2] = {ay->px_hi + 8, ay->px_lo - h - 8};
+	double x = xs[0], y = ys[0];
+	long best = -1;
+	for (int corner = 0; corner < 4; corner++) {
+		double cx = xs[corner & 1], cy = ys[corner >> 1];
+		long hidden = points_in(c, s, ns, ax, ay, cx, cy, w, h);
+		if (best < 0 || hidden < best) {
+			best = hidden;
+			x = cx;
+			y = cy;
+		}
+	}
 	fprintf(f, "<g class=\"legend\" font-size=\"12\">\n<rect x=\"%.2f\" y=\"%.2f\" "
 		   "width=\"%.2f\" height=\"%.2f\" fill=\"#ffffff\" fill-opacity=\"0.85\" "
 		   "stroke=\"#999999\"/>\n", x, y, w, h);
@@ -308,7 +341,7 @@ int svg_write(FILE *f, const svg_chart *c, const svg_series *s, int ns, char *er
 			(ax.px_lo + ax.px_hi) / 2, (ay.px_lo + ay.px_hi) / 2);
 	for (int k = 0; k < ns; k++)
 		write_series(f, c, &s[k], k, &ax, &ay);
-	write_legend(f, s, ns, &ax, &ay);
+	write_legend(f, c, s, ns, &ax, &ay);
 	fprintf(f, "</svg>\n");
 	if (fflush(f) != 0 || ferror(f))
 		return byol_err(err, -EIO, "write error");
@@ -325,6 +358,169 @@ int svg_write_file(const char *path, const svg_chart *c, const svg_series *s, in
 	if (!f)
 		return byol_err(err, -errno, "%s: %s", tmp, strerror(errno));
 	int rc = svg_write(f, c, s, ns, why);
+	if (fclose(f) != 0 && rc == 0)
+		rc = byol_err(why, -EIO, "%s", strerror(errno));
+	if (rc == 0 && rename(tmp, path) < 0)
+		rc = byol_err(why, -errno, "cannot rename to %s: %s", path, strerror(errno));
+	if (rc < 0) {
+		unlink(tmp);
+		return byol_err(err, rc, "%s: %s", path, why);
+	}
+	return 0;
+}
+
+/* ---- dot charts of groups (svg_write_groups) ---- */
+
+#define GROUP_LABEL_MAX 40      /* characters of a group label drawn */
+
+/* The y grid, frame, ticks and title of a chart whose x axis is categories. */
+static void write_y_axis(FILE *f, const svg_chart *c, const svg_axis *ay, double left,
+			 double right)
+{
+	char buf[64];
+	double top = ay->px_hi, bottom = ay->px_lo;
+	fprintf(f, "<g class=\"grid\" stroke=\"#e6e6e6\" stroke-width=\"1\">\n");
+	for (int i = 0; i < ay->n_ticks; i++) {
+		double py = svg_axis_map(ay, ay->tick[i]);
+		fprintf(f, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\"/>\n", left, py, right,
+			py);
+	}
+	fprintf(f, "</g>\n<rect class=\"frame\" x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" "
+		   "height=\"%.2f\" fill=\"none\" stroke=\"#333333\"/>\n",
+		left, top, right - left, bottom - top);
+	fprintf(f, "<g class=\"y-axis\" font-size=\"12\" text-anchor=\"end\">\n");
+	for (int i = 0; i < ay->n_ticks; i++) {
+		double py = svg_axis_map(ay, ay->tick[i]);
+		svg_tick_label(ay, ay->tick[i], buf, sizeof(buf));
+		fprintf(f, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"#333333\"/>"
+			   "<text x=\"%.2f\" y=\"%.2f\">%s</text>\n",
+			left - 5, py, left, py, left - 8, py + 4, buf);
+	}
+	if (c->y_title) {
+		fprintf(f, "<text class=\"title\" text-anchor=\"middle\" font-size=\"13\" "
+			   "transform=\"translate(18 %.2f) rotate(-90)\">", (top + bottom) / 2);
+		put_escaped(f, c->y_title);
+		fprintf(f, "</text>\n");
+	}
+	fprintf(f, "</g>\n");
+}
+
+/* Group k: its values as hollow circles spread across the column, the mean as
+ * a thick bar, the error bar with caps, the label slanted under the axis. */
+static void write_group(FILE *f, const svg_group *g, int k, double cx, double slot,
+			const svg_axis *ay)
+{
+	const char *col = palette[k % N_PALETTE];
+	fprintf(f, "<g class=\"group\" data-label=\"");
+	put_escaped(f, g->label);
+	fprintf(f, "\" stroke=\"%s\" fill=\"none\">\n", col);
+	double half = fmin(slot * 0.3, 30);
+	if (isfinite(g->mean) && isfinite(g->err) && g->err >= 0) {
+		double y0 = svg_axis_map(ay, g->mean - g->err), y1 = svg_axis_map(ay, g->mean + g->err);
+		fprintf(f, "<path class=\"error-bar\" stroke-width=\"1.5\" d=\"M%.2f %.2fV%.2f"
+			   "M%.2f %.2fH%.2fM%.2f %.2fH%.2f\"/>\n",
+			cx, y0, y1, cx - half / 3, y0, cx + half / 3, cx - half / 3, y1, cx + half / 3);
+	}
+	if (isfinite(g->mean)) {
+		double py = svg_axis_map(ay, g->mean);
+		fprintf(f, "<line class=\"mean\" stroke-width=\"3\" x1=\"%.2f\" y1=\"%.2f\" "
+			   "x2=\"%.2f\" y2=\"%.2f\"/>\n", cx - half, py, cx + half, py);
+	}
+	double step = g->n > 1 ? fmin(8, 2 * half / (double)(g->n - 1)) : 0;
+	for (size_t i = 0; i < g->n; i++) {
+		if (!isfinite(g->v[i]))
+			continue;
+		double px = cx + step * ((double)i - (double)(g->n - 1) / 2);
+		fprintf(f, "<circle cx=\"%.2f\" cy=\"%.2f\" r=\"3\" stroke-width=\"1.2\"/>\n", px,
+			svg_axis_map(ay, g->v[i]));
+	}
+	char label[4 * GROUP_LABEL_MAX + 4];
+	size_t n = 0, chars = 0;
+	for (const char *p = g->label ? g->label : ""; *p && chars < GROUP_LABEL_MAX; p++) {
+		label[n++] = *p;
+		chars += ((unsigned char)p[1] & 0xC0) != 0x80;  /* count whole characters */
+	}
+	if (chars == GROUP_LABEL_MAX && g->label[n])
+		memcpy(label + n, "...", 3), n += 3;
+	label[n] = '\0';
+	fprintf(f, "<text class=\"label\" stroke=\"none\" fill=\"#333333\" font-size=\"12\" "
+		   "text-anchor=\"end\" transform=\"translate(%.2f %.2f) rotate(-30)\">",
+		cx + 4, ay->px_lo + 16);
+	put_escaped(f, label);
+	fprintf(f, "</text>\n</g>\n");
+}
+
+int svg_write_groups(FILE *f, const svg_chart *c, const svg_group *g, int ng, char *err)
+{
+	if (ng < 1)
+		return byol_err(err, -EINVAL, "a chart needs at least one group");
+	double lo = INFINITY, hi = -INFINITY;
+	size_t longest = 1;
+	for (int k = 0; k < ng; k++) {
+		if (g[k].n && !g[k].v)
+			return byol_err(err, -EINVAL, "group %d has no values array", k);
+		for (size_t i = 0; i < g[k].n; i++)
+			if (isfinite(g[k].v[i]))
+				lo = fmin(lo, g[k].v[i]), hi = fmax(hi, g[k].v[i]);
+		if (isfinite(g[k].mean)) {
+			double e = isfinite(g[k].err) && g[k].err > 0 ? g[k].err : 0;
+			lo = fmin(lo, g[k].mean - e);
+			hi = fmax(hi, g[k].mean + e);
+		}
+		size_t len = g[k].label ? strlen(g[k].label) : 0;
+		longest = len > longest ? len : longest;
+	}
+	if (lo > hi)
+		lo = 0, hi = 1;         /* nothing to draw: an empty frame */
+	if (longest > GROUP_LABEL_MAX + 3)
+		longest = GROUP_LABEL_MAX + 3;
+	/* the slanted labels need room below the frame */
+	int bottom = 30 + (int)(3.5 * (double)longest) + (c->x_title ? 24 : 0);
+	int W = c->width > 0 ? c->width : (int)fmax(800, 80 * ng + MARGIN_LEFT + MARGIN_RIGHT);
+	int H = c->height > 0 ? c->height : 420 + bottom;
+	if (W < MARGIN_LEFT + MARGIN_RIGHT + 100 || H < MARGIN_TOP + bottom + 60)
+		return byol_err(err, -EINVAL, "a chart of %dx%d pixels is too small", W, H);
+	svg_axis ay;
+	if (svg_axis_linear(&ay, lo, hi, 6) < 0)
+		return byol_err(err, -EINVAL, "the data's range cannot be drawn");
+	ay.px_lo = H - bottom;
+	ay.px_hi = MARGIN_TOP;
+	double left = MARGIN_LEFT, right = W - MARGIN_RIGHT, slot = (right - left) / ng;
+	fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+		   "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+		   "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\">\n"
+		   "<rect width=\"%d\" height=\"%d\" fill=\"#ffffff\"/>\n", W, H, W, H, W, H);
+	if (c->title) {
+		fprintf(f, "<text class=\"chart-title\" x=\"%d\" y=\"24\" font-size=\"15\" "
+			   "text-anchor=\"middle\">", W / 2);
+		put_escaped(f, c->title);
+		fprintf(f, "</text>\n");
+	}
+	write_y_axis(f, c, &ay, left, right);
+	if (c->x_title) {
+		fprintf(f, "<text class=\"title\" x=\"%.2f\" y=\"%d\" font-size=\"13\" "
+			   "text-anchor=\"middle\">", (left + right) / 2, H - 12);
+		put_escaped(f, c->x_title);
+		fprintf(f, "</text>\n");
+	}
+	for (int k = 0; k < ng; k++)
+		write_group(f, &g[k], k, left + slot * (k + 0.5), slot, &ay);
+	fprintf(f, "</svg>\n");
+	if (fflush(f) != 0 || ferror(f))
+		return byol_err(err, -EIO, "write error");
+	return 0;
+}
+
+int svg_write_groups_file(const char *path, const svg_chart *c, const svg_group *g, int ng,
+			  char *err)
+{
+	char tmp[4096], why[BYOL_ERR_LEN];
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+		return byol_err(err, -ENAMETOOLONG, "%s: path too long", path);
+	FILE *f = fopen(tmp, "w");
+	if (!f)
+		return byol_err(err, -errno, "%s: %s", tmp, strerror(errno));
+	int rc = svg_write_groups(f, c, g, ng, why);
 	if (fclose(f) != 0 && rc == 0)
 		rc = byol_err(why, -EIO, "%s", strerror(errno));
 	if (rc == 0 && rename(tmp, path) < 0)

@@ -1,11 +1,12 @@
 /*
  * svg.h — line charts as standalone SVG files, written by byolctl itself (plot,
- * and any command that draws curves).
+ * and any command that draws curves); and dot charts of groups (report).
  *
  * A chart is a set of series (x, y arrays of the same length, a label) drawn
  * as one coloured polyline each inside a frame with axes, "nice" ticks (steps
  * of 1, 2 or 5 times a power of ten; decades on a log axis), tick labels, axis
- * titles, a title and a legend. A point whose x or y is NaN or infinite (or
+ * titles, a title and a legend (in the corner of the plot that hides the fewest
+ * points). A point whose x or y is NaN or infinite (or
  * y <= 0 on a log axis) is a gap: the polyline stops there and starts again
  * after it. A lone point between gaps is drawn as a dot. The axes cover every
  * drawable point; a constant series gets a range around its value. The output
@@ -68,5 +69,28 @@ int svg_write(FILE *f, const svg_chart *c, const svg_series *s, int ns, char *er
  * naming the file. */
 int svg_write_file(const char *path, const svg_chart *c, const svg_series *s, int ns,
 		   char *err);
+
+/* One group of a dot chart: its values, and a mean with an error bar of
+ * ± err (NaN: no bar; a NaN mean: no marker). */
+typedef struct {
+	const char *label;
+	const double *v;                /* (n); NaN values are left out */
+	size_t n;
+	double mean, err;
+} svg_group;
+
+/* A dot chart (report's probe accuracy per variant): one column per group,
+ * labels slanted under the frame (at most 40 characters drawn); each value a
+ * hollow circle spread across its column, the mean a thick bar with its error
+ * bar. The y axis covers every value and bar (not forced to 0); x_title names
+ * the grouping. Well-formed XML with one <g class="group"> per group. Returns
+ * 0, or -EINVAL (no group, a group with n > 0 and no values array) with err;
+ * -EIO when f reports a write error. */
+int svg_write_groups(FILE *f, const svg_chart *c, const svg_group *g, int ng, char *err);
+
+/* svg_write_groups into path.tmp, then renamed over path. Returns 0 or -errno
+ * with err naming the file. */
+int svg_write_groups_file(const char *path, const svg_chart *c, const svg_group *g, int ng,
+			  char *err);
 
 #endif

@@ -51,27 +51,6 @@ static int count_train(const char *dir, long *n, char *err)
 	return 0;
 }
 
-/* The base config's canonical JSON with its sweep axes added as "sweep". */
-static char *experiment_json(const experiment_config *c)
-{
-	char *j = config_to_json(c);
-	if (!j || !c->n_sweep)
-		return j;
-	cJSON *o = cJSON_Parse(j);
-	free(j);
-	if (!o)
-		return NULL;
-	cJSON *sw = cJSON_AddObjectToObject(o, "sweep");
-	for (int a = 0; sw && a < c->n_sweep; a++) {
-		cJSON *arr = cJSON_AddArrayToObject(sw, c->sweep[a].key);
-		for (int v = 0; arr && v < c->sweep[a].n; v++)
-			cJSON_AddItemToArray(arr, cJSON_CreateString(c->sweep[a].values[v]));
-	}
-	j = cJSON_PrintUnformatted(o);
-	cJSON_Delete(o);
-	return j;
-}
-
 typedef struct {
 	experiment_config base, one;
 	store_run_spec *specs;
@@ -133,6 +112,11 @@ static void on_submit(byold *d, conn *c, const Byol__Submit *s)
 		rc = byol_err(err, -ENOMEM, "out of memory for %d runs", n);
 		goto fail;
 	}
+	/* "NAME/variant=none,seed=2": unique in the experiment */
+	if ((rc = config_sweep_names(&x->base, (char *)x->names, STORE_NAME_LEN, why)) < 0) {
+		byol_err(err, rc, "%s: %s", src, why);
+		goto fail;
+	}
 	char counted_dir[CONFIG_STR_LEN] = "";
 	long n_images = 0;
 	for (int i = 0; i < n; i++) {
@@ -152,7 +136,7 @@ static void on_submit(byold *d, conn *c, const Byol__Submit *s)
 		step_plan plan;
 		if ((rc = step_plan_make(&plan, &x->one, n_train, why)) < 0) {
 			if (n > 1)
-				byol_err(err, rc, "%s: sweep run %d: %s", src, i, why);
+				byol_err(err, rc, "%s: sweep run %d (%s): %s", src, i, x->names[i], why);
 			else
 				byol_err(err, rc, "%s: %s", src, why);
 			goto fail;
@@ -162,17 +146,12 @@ static void on_submit(byold *d, conn *c, const Byol__Submit *s)
 			goto fail;
 		}
 		config_hash(&x->one, x->hashes[i]);
-		if (n == 1)
-			snprintf(x->names[i], STORE_NAME_LEN, "%.*s", STORE_NAME_LEN - 1, x->one.name);
-		else
-			snprintf(x->names[i], STORE_NAME_LEN, "%.*s/%d", STORE_NAME_LEN - 16,
-				 x->one.name, i);
 		x->specs[i] = (store_run_spec){
 			.name = x->names[i], .config_json = x->jsons[i], .config_hash = x->hashes[i],
 			.seed = x->one.seed, .total_steps = plan.total_steps,
 		};
 	}
-	if (!(base_json = experiment_json(&x->base))) {
+	if (!(base_json = config_experiment_json(&x->base))) {
 		rc = byol_err(err, -ENOMEM, "out of memory");
 		goto fail;
 	}

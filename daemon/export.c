@@ -195,7 +195,8 @@ static void read_work(uv_work_t *req)
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k <= 0) {
-			j->rc = byol_err(j->err, -EIO, "%s: %s at byte %llu of %llu", j->ckpt,
+			j->rc = byol_err(j->err, -EIO, "%s: %s at byte %llu of %llu",
+					 j->what == WHAT_ENCODER ? j->tmp : j->ckpt,
 					 k < 0 ? strerror(errno) : "the file ended",
 					 (unsigned long long)(j->offset + got),
 					 (unsigned long long)j->total);
@@ -263,7 +264,7 @@ static void end(export_job *j)
 
 static void fail(export_job *j)
 {
-	dlog(DLOG_INFO, "conn %llu: export of run %lld refused: %s",
+	dlog(DLOG_INFO, "conn %llu: export of run %lld failed: %s",
 	     (unsigned long long)j->conn_id, (long long)j->run_id, j->err);
 	if (j->c)
 		send_error(j->c, j->rc, "%s", j->err);

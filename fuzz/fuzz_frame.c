@@ -14,7 +14,8 @@
  *   [2], [3] seed of the chunk sizes
  *
  * The stream goes through three readers: one frame_reader_feed of all of it;
- * feeds of pseudo-random chunks (1 to 16 bytes mostly, sometimes up to 64 KiB);
+ * feeds of pseudo-random chunks (1 to 16 bytes mostly, sometimes up to 64 KiB;
+ * up to 2 KiB with the large frames);
  * and frame_reader_prepare/commit with reads of pseudo-random sizes, as a
  * socket would give them. All three must deliver the stream's frames (each
  * one's bytes are compared with the stream's), the same ones, end with the
@@ -262,12 +263,15 @@ static int on_whole_frame(void *ud, const uint8_t *frame, size_t len, char *err)
 	return 0;
 }
 
-static size_t chunk_size(uint32_t *seed)
+/* Mostly 1 to 16 bytes, sometimes up to 64 KiB; a long stream (the large
+ * frames) in pieces up to 2 KiB, which still split every frame and header
+ * somewhere without taking thousands of calls. */
+static size_t chunk_size(uint32_t *seed, size_t stream_len)
 {
 	uint32_t r = fuzz_rand(seed);
 	if ((r & 15) == 0)
 		return 1 + (r >> 4) % 65536;
-	return 1 + (r >> 4) % 16;
+	return 1 + (r >> 4) % (stream_len > 8192 ? 2048 : 16);
 }
 
 /* Feeds in random chunks; returns the first error (0 if none). */
@@ -276,7 +280,7 @@ static int read_chunked(frame_reader *r, const uint8_t *s, size_t len, uint32_t 
 {
 	char err[BYOL_ERR_LEN];
 	for (size_t at = 0; at < len;) {
-		size_t n = chunk_size(&seed);
+		size_t n = chunk_size(&seed, len);
 		if (n > len - at)
 			n = len - at;
 		int rc = frame_reader_feed(r, s + at, n, on_frame, log, err);
@@ -299,7 +303,7 @@ static int read_prepared(frame_reader *r, const uint8_t *s, size_t len, uint32_t
 		if (rc < 0)
 			return rc;
 		FUZZ_CHECK(buf && room > 0, "prepare gave no room");
-		size_t n = chunk_size(&seed);
+		size_t n = chunk_size(&seed, len);
 		if (n > room)
 			n = room;
 		if (n > len - at)

@@ -1,7 +1,9 @@
 /*
- * config.c — the experiment file: the table, defaults, values, the INI file and
- * --set. config_json.c holds the canonical JSON, the hash, validation, sweep
- * expansion and --help; config_internal.h what the two share.
+ * config.c — the experiment file: the table, defaults, values, the INI file
+ * (with its [sweep] and [variant NAME] sections) and --set. config_json.c holds
+ * the canonical JSON, the hash, validation and --help; config_sweep.c the sweep
+ * axes, the variants, their expansion into runs and the runs' names;
+ * config_internal.h what the three share.
  *
  * Everything is driven by one table, `config_entries`: defaults are its default
  * texts run through the same parser as a file's values; the INI parser (libinih),
@@ -18,6 +20,13 @@
  * buffer (it would silently split them), and checks section names (inih only
  * tells the handler about sections that hold keys). inih strips inline comments
  * that start with " ;"; the handler strips " #" ones.
+ *
+ * [variant NAME] sections are found by a scan of the text before the parse
+ * (the same line rules as inifile's reader), so that each has its header's
+ * line — inifile does not report a section's line, and an empty section holds
+ * no key to report it — and so that variants keep their file order. Checks
+ * that need the whole file (a variant setting a swept key, a section nothing
+ * names) run after the parse and name the lines involved.
  */
 #include "byol/config.h"
 #include "byol/inifile.h"
@@ -45,12 +54,16 @@ _Static_assert(sizeof(method_kind) == sizeof(int) && sizeof(encoder_kind) == siz
 	       sizeof(norm_kind) == sizeof(int) && sizeof(init_kind) == sizeof(int) &&
 	       sizeof(opt_name) == sizeof(int), "enum fields are stored through int");
 
+/* inifile's limit on a file's size. */
+#define CONFIG_FILE_MAX (1 << 20)
+
 /* Seeds travel as JSON numbers (doubles): keep them exact. */
 #define SEED_MAX 9007199254740991.0     /* 2^53 - 1 */
 
 #define F(field) offsetof(experiment_config, field)
 #define NUM(s, k, t, lo, hi, d, field, h) { s, k, t, lo, hi, d, F(field), 0, NULL, h }
 #define STR(s, k, d, field, h) { s, k, T_STRING, 0, 0, d, F(field), 0, NULL, h }
+#define NAME(s, k, d, field, h) { s, k, T_NAME, 0, 0, d, F(field), 0, NULL, h }
 #define ENUM(s, k, n, d, field, h) { s, k, T_ENUM, 0, 0, d, F(field), 0, n, h }
 #define LIST(s, k, lo, hi, d, field, cnt, h) { s, k, T_INT_LIST, lo, hi, d, F(field), F(cnt), NULL, h }
 
@@ -59,6 +72,8 @@ const centry config_entries[] = {
 	ENUM("experiment", "method", method_names, "byol", method, "training method"),
 	NUM("experiment", "seed", T_U64, 0, SEED_MAX, "1", seed,
 	    "seed of every random draw (data order, augmentation, init)"),
+	NAME("experiment", "variant", "", variant,
+	     "the run's named variant: its [variant NAME] section is applied to the base"),
 
 	STR("data", "dir", DATA_DEFAULT_DIR, data_dir, "directory of idx files"),
 	NUM("data", "train_limit", T_INT, 0, 2147483647, "0", train_limit,
@@ -247,6 +262,11 @@ int config_parse_value(const centry *e, const char *text, cvalue *v, char *w)
 		return config_why(w, "'%s' is not a boolean (true/false, yes/no, on/off, 1/0)",
 				  text);
 	}
+	case T_NAME:
+		if (text[0] && !config_variant_name_ok(text))
+			return config_why(w, "'%s' is not a name (1 to %d letters, digits, '_', '-', "
+					  "'.' or '+')", text, CONFIG_VARIANT_NAME_LEN - 1);
+		/* fall through */
 	case T_STRING: {
 		size_t n = strlen(text);
 		if (n >= CONFIG_STR_LEN)
@@ -296,6 +316,7 @@ static void store_value(experiment_config *c, const centry *e, const cvalue *v)
 		memcpy(field, v->f, 2 * sizeof(float));
 		break;
 	case T_STRING:
+	case T_NAME:
 		memset(field, 0, CONFIG_STR_LEN);
 		memcpy(field, v->s, strlen(v->s));
 		break;
@@ -367,148 +388,145 @@ const char *config_method_name(method_kind k)
 	return (unsigned)k < 3 ? method_names[k] : "?";
 }
 
-/* ---- sweep -------------------------------------------------------------- */
-
-static int sweep_find(const experiment_config *c, const char *key)
-{
-	for (int a = 0; a < c->n_sweep; a++)
-		if (strcmp(c->sweep[a].key, key) == 0)
-			return a;
-	return -1;
-}
-
-static void sweep_remove(experiment_config *c, int a)
-{
-	memmove(&c->sweep[a], &c->sweep[a + 1], (size_t)(c->n_sweep - a - 1) * sizeof(c->sweep[0]));
-	c->n_sweep--;
-	memset(&c->sweep[c->n_sweep], 0, sizeof(c->sweep[0]));
-}
-
-/* Parses "v1, v2, ..." for the key "section.key" into axis `ax`. */
-static int sweep_parse(config_sweep_axis *ax, const char *key, const char *values, char *w)
-{
-	int idx = config_find_dotted(key);
-	if (idx < 0)
-		return config_why(w, "unknown key '%s' (a sweep line is section.key = v1, v2, ...)",
-				  key);
-	const centry *e = &config_entries[idx];
-	memset(ax, 0, sizeof(*ax));
-	snprintf(ax->key, sizeof(ax->key), "%s.%s", e->section, e->key);
-	cvalue v;
-	int rc = 0;
-	const char *p = values;
-	for (;;) {
-		const char *q = strchr(p, ',');
-		if (!q)
-			q = p + strlen(p);
-		while (p < q && isspace((unsigned char)*p))
-			p++;
-		const char *r = q;
-		while (r > p && isspace((unsigned char)r[-1]))
-			r--;
-		if (r == p) {
-			rc = config_why(w, "'%s': empty value", values);
-			break;
-		}
-		if (ax->n == CONFIG_MAX_SWEEP_VALUES) {
-			rc = config_why(w, "more than %d values", CONFIG_MAX_SWEEP_VALUES);
-			break;
-		}
-		if (r - p >= CONFIG_STR_LEN) {
-			rc = config_why(w, "value longer than %d characters", CONFIG_STR_LEN - 1);
-			break;
-		}
-		char *dst = ax->values[ax->n];
-		memcpy(dst, p, (size_t)(r - p));
-		dst[r - p] = '\0';
-		char w2[WHY_LEN];
-		if (config_parse_value(e, dst, &v, w2) != 0) {
-			rc = config_why(w, "%s: %s", ax->key, w2);
-			break;
-		}
-		for (int k = 0; k < ax->n; k++)
-			if (strcmp(ax->values[k], dst) == 0) {
-				rc = config_why(w, "%s: value '%s' given twice", ax->key, dst);
-				break;
-			}
-		if (rc)
-			break;
-		ax->n++;
-		if (!*q)
-			break;
-		p = q + 1;
-	}
-	return rc;
-}
-
-int config_sweep_runs_ok(const experiment_config *c, char *w)
-{
-	long long runs = 1;
-	for (int a = 0; a < c->n_sweep; a++) {
-		runs *= c->sweep[a].n;
-		if (runs > SWEEP_MAX_RUNS)
-			return config_why(w, "the sweep expands to more than %d runs",
-					  SWEEP_MAX_RUNS);
-	}
-	return 0;
-}
-
-/* Adds (or with `replace`, replaces) a sweep axis. */
-static int sweep_add(experiment_config *c, const char *key, const char *values, int replace,
-		     char *w)
-{
-	config_sweep_axis ax;
-	int rc = sweep_parse(&ax, key, values, w);
-	if (rc)
-		return rc;
-	int a = sweep_find(c, ax.key), added = 0;
-	if (a >= 0 && !replace)
-		return config_why(w, "%s is already swept", ax.key);
-	if (a < 0) {
-		if (c->n_sweep == CONFIG_MAX_SWEEP)
-			return config_why(w, "more than %d sweep axes", CONFIG_MAX_SWEEP);
-		a = c->n_sweep++;
-		added = 1;
-	}
-	config_sweep_axis old = c->sweep[a];
-	c->sweep[a] = ax;
-	rc = config_sweep_runs_ok(c, w);
-	if (rc) {
-		c->sweep[a] = old;
-		c->n_sweep -= added;
-	}
-	return rc;
-}
-
 /* ---- INI ---------------------------------------------------------------- */
+
+/* Where a [variant] problem was found before the parse (reported after it). */
+#define HEADER_WHY_LEN 320
 
 typedef struct {
 	experiment_config *c;
+	const char *path;
 	int set_line[N_ENTRIES];        /* where each key was set; 0 = not yet */
 	int sweep_line[N_ENTRIES];      /* where each key was swept */
+	int variant_line[CONFIG_MAX_VARIANTS];  /* each variant's section */
+	int key_line[CONFIG_MAX_VARIANTS][CONFIG_MAX_VARIANT_KEYS];
+	int header_err_line;            /* the first bad [variant] header */
+	char header_why[HEADER_WHY_LEN];
 } ini_ctx;
+
+/* "variant NAME" -> NAME (blanks around it dropped) into buf; NULL when the
+ * section is not a variant section. */
+static const char *variant_section_name(const char *section, char *buf, size_t len)
+{
+	if (strncmp(section, "variant", 7) != 0 || (section[7] && !isblank((unsigned char)section[7])))
+		return NULL;
+	const char *p = skip_ws(section + 7);
+	size_t n = strlen(p);
+	while (n && isblank((unsigned char)p[n - 1]))
+		n--;
+	snprintf(buf, len, "%.*s", (int)n, p);
+	return buf;
+}
 
 static int known_section(void *user, const char *s)
 {
-	return *s && (strcmp(s, "sweep") == 0 || config_find_section(s) >= 0);
+	char name[96];
+	return *s && (strcmp(s, "sweep") == 0 || config_find_section(s) >= 0 ||
+		      variant_section_name(s, name, sizeof(name)));
+}
+
+static int variant_index(const experiment_config *c, const char *name)
+{
+	const config_variant *v = config_variant_find(c, name);
+	return v ? (int)(v - c->variants) : -1;
+}
+
+/* One [variant NAME] header on `line`: registers the variant (in file order,
+ * before the parse, so that empty sections count too) or notes the first bad
+ * header. */
+static void variant_header(ini_ctx *x, const char *section, int line)
+{
+	char name[96], w[WHY_LEN];
+	if (!variant_section_name(section, name, sizeof(name)))
+		return;
+	int v = variant_index(x->c, name);
+	if (v >= 0 && !x->header_err_line) {
+		x->header_err_line = line;
+		snprintf(x->header_why, sizeof(x->header_why),
+			 "[variant %s]: a second section of this name (the first is on line %d)",
+			 name, x->variant_line[v]);
+	}
+	if (v >= 0)
+		return;
+	if (!name[0])
+		v = config_why(w, "a variant section needs a name: [variant NAME]");
+	else
+		v = config_variant_add(x->c, name, w);
+	if (v < 0 && !x->header_err_line) {
+		x->header_err_line = line;
+		snprintf(x->header_why, sizeof(x->header_why), "[%.80s]: %.200s", section, w);
+	}
+	if (v >= 0)
+		x->variant_line[v] = line;
+}
+
+/* Finds the [variant ...] headers the way inifile and inih read lines: one
+ * physical line each, a byte order mark and leading white space dropped; the
+ * section name is everything up to the first ']'. */
+static void scan_variant_headers(ini_ctx *x, const char *text, size_t len)
+{
+	const char *p = text, *end = text + len;
+	char section[256];
+	for (int line = 1; p < end; line++) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *eol = nl ? nl : end, *s = p;
+		p = nl ? nl + 1 : end;
+		if (line == 1 && eol - s >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0)
+			s += 3;
+		while (s < eol && isspace((unsigned char)*s))   /* inifile's, then inih's */
+			s++;
+		if (s == eol || *s != '[')
+			continue;
+		const char *close = memchr(s, ']', (size_t)(eol - s));
+		if (!close || (size_t)(close - s - 1) >= sizeof(section))
+			continue;
+		memcpy(section, s + 1, (size_t)(close - s - 1));
+		section[close - s - 1] = '\0';
+		variant_header(x, section, line);
+	}
+}
+
+static int on_variant_value(inifile *f, ini_ctx *x, const char *section, const char *name,
+			    const char *key, const char *val)
+{
+	char w[WHY_LEN];
+	int v = variant_index(x->c, name);
+	if (v < 0) {
+		/* a header the scan did not see (it should not happen) is taken here */
+		variant_header(x, section, inifile_line(f));
+		if ((v = variant_index(x->c, name)) < 0)
+			return 1;       /* a bad header, reported after the parse */
+	}
+	config_variant *vr = &x->c->variants[v];
+	int i = config_find_dotted(key);
+	for (int k = 0; i >= 0 && k < vr->n; k++)
+		if (config_find_dotted(vr->set[k].key) == i)
+			return inifile_fail(f, -EINVAL, "[variant %s] %s: duplicate key (first on "
+					    "line %d)", name, key, x->key_line[v][k]);
+	if (config_variant_assign(vr, key, val, w) != 0)
+		return inifile_fail(f, -EINVAL, "[variant %s] %s", name, w);
+	x->key_line[v][vr->n - 1] = inifile_line(f);
+	return 1;
 }
 
 static int on_ini_value(inifile *f, void *user, const char *section, const char *key,
 			char *val)
 {
 	ini_ctx *x = user;
-	char w[WHY_LEN];
+	char w[WHY_LEN], name[96];
 	int line = inifile_line(f);
 	if (strcmp(section, "sweep") == 0) {
 		int a = config_find_dotted(key);
 		if (a >= 0 && x->sweep_line[a])
 			return inifile_fail(f, -EINVAL, "[sweep] %s: duplicate key (first on line %d)",
 					    key, x->sweep_line[a]);
-		if (sweep_add(x->c, key, val, 0, w) != 0)
+		if (config_sweep_add(x->c, key, val, 0, w) != 0)
 			return inifile_fail(f, -EINVAL, "[sweep] %s: %s", key, w);
 		x->sweep_line[a] = line;
 		return 1;
 	}
+	if (variant_section_name(section, name, sizeof(name)))
+		return on_variant_value(f, x, section, name, key, val);
 	int i = config_find_entry(section, key);
 	if (i < 0)
 		return inifile_fail(f, -EINVAL, "[%s] %s: unknown key", section, key);
@@ -521,17 +539,103 @@ static int on_ini_value(inifile *f, void *user, const char *section, const char 
 	return 1;
 }
 
+/* The checks that need the whole file: headers, variants against the sweep,
+ * and sections nothing names. */
+static int check_variants(const ini_ctx *x, char *err)
+{
+	const experiment_config *c = x->c;
+	const char *path = x->path;
+	if (x->header_err_line)
+		return byol_err(err, -EINVAL, "%s:%d: %s", path, x->header_err_line, x->header_why);
+	int v, k, a, b;
+	if (config_variant_sets_swept(c, &v, &k, &a)) {
+		const config_assignment *s = &c->variants[v].set[k];
+		return byol_err(err, -EINVAL, "%s:%d: [variant %s] %s: also swept by [sweep] on "
+				"line %d (a variant may not set a key the sweep varies)", path,
+				x->key_line[v][k], c->variants[v].name, s->key,
+				x->sweep_line[config_find_dotted(s->key)]);
+	}
+	int axis = config_variant_axis(c);
+	int axis_line = axis >= 0 ? x->sweep_line[config_find_dotted("experiment.variant")] : 0;
+	if (config_variant_two_bases(c, &a, &k, &b))
+		return byol_err(err, -EINVAL, "%s:%d: [sweep] experiment.variant: neither '%s' nor "
+				"'%s' has a [variant] section (one value may stand for the base "
+				"config; the others need [variant NAME] sections)", path, axis_line,
+				c->sweep[a].values[k], c->sweep[a].values[b]);
+	for (v = 0; v < c->n_variants; v++) {
+		const char *name = c->variants[v].name;
+		int used = strcmp(c->variant, name) == 0;
+		for (k = 0; axis >= 0 && k < c->sweep[axis].n && !used; k++)
+			used = strcmp(c->sweep[axis].values[k], name) == 0;
+		if (!used && axis >= 0)
+			return byol_err(err, -EINVAL, "%s:%d: [variant %s]: not among the values of "
+					"[sweep] experiment.variant on line %d", path,
+					x->variant_line[v], name, axis_line);
+		if (!used)
+			return byol_err(err, -EINVAL, "%s:%d: [variant %s]: nothing names it (sweep "
+					"experiment.variant, or set it in [experiment])", path,
+					x->variant_line[v], name);
+	}
+	return 0;
+}
+
+/* The file's text, as inifile_parse_file would read it (the same limit and
+ * messages). */
+static char *read_text(const char *path, size_t *len, int *rc, char *err)
+{
+	FILE *fp = fopen(path, "rb");
+	if (!fp) {
+		int e = errno;
+		*rc = byol_err(err, -e, "%s: %s", path, strerror(e));
+		return NULL;
+	}
+	char *buf = malloc(CONFIG_FILE_MAX + 1);
+	if (!buf) {
+		fclose(fp);
+		*rc = byol_err(err, -ENOMEM, "%s: out of memory", path);
+		return NULL;
+	}
+	errno = 0;
+	size_t n = fread(buf, 1, CONFIG_FILE_MAX + 1, fp);
+	*rc = 0;
+	if (ferror(fp)) {
+		int e = errno ? errno : EIO;
+		*rc = byol_err(err, -e, "%s: %s", path, strerror(e));
+	} else if (n > CONFIG_FILE_MAX) {
+		*rc = byol_err(err, -EFBIG, "%s: larger than %d bytes", path, CONFIG_FILE_MAX);
+	}
+	fclose(fp);
+	if (*rc) {
+		free(buf);
+		return NULL;
+	}
+	buf[n] = '\0';
+	*len = n;
+	return buf;
+}
+
 static int parse_text(experiment_config *c, const char *text, const char *path, char *err)
 {
 	config_defaults(c);
+	int rc;
+	size_t len = text ? strlen(text) : 0;
+	char *owned = text ? NULL : read_text(path, &len, &rc, err);
+	if (!text && !owned)
+		return rc;
 	ini_ctx *x = calloc(1, sizeof(*x));
-	if (!x)
+	if (!x) {
+		free(owned);
 		return byol_err(err, -ENOMEM, "%s: out of memory", path ? path : "config");
+	}
 	x->c = c;
-	int rc = text ? inifile_parse_string(text, strlen(text), path, known_section,
-					     on_ini_value, x, err)
-		      : inifile_parse_file(path, known_section, on_ini_value, x, err);
+	x->path = path;
+	scan_variant_headers(x, text ? text : owned, len);
+	rc = inifile_parse_string(text ? text : owned, len, path, known_section, on_ini_value, x,
+				  err);
+	if (rc == 0)
+		rc = check_variants(x, err);
 	free(x);
+	free(owned);
 	if (rc < 0)
 		config_defaults(c);
 	return rc;
@@ -575,7 +679,7 @@ int config_set(experiment_config *c, const char *assignment, char *err)
 
 	char w[WHY_LEN];
 	if (strncmp(key, "sweep.", 6) == 0) {
-		if (sweep_add(c, key + 6, val, 1, w) != 0)
+		if (config_sweep_add(c, key + 6, val, 1, w) != 0)
 			return byol_err(err, -EINVAL, "--set: [sweep] %s: %s", key + 6, w);
 		return 0;
 	}
@@ -600,8 +704,8 @@ int config_set(experiment_config *c, const char *assignment, char *err)
 	/* An explicit value replaces a sweep over the same key. */
 	char dotted[64];
 	snprintf(dotted, sizeof(dotted), "%s.%s", config_entries[i].section, config_entries[i].key);
-	int a = sweep_find(c, dotted);
+	int a = config_sweep_find(c, dotted);
 	if (a >= 0)
-		sweep_remove(c, a);
+		config_sweep_remove(c, a);
 	return 0;
 }

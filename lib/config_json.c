@@ -1,6 +1,7 @@
 /*
- * config_json.c — the experiment as data: the canonical JSON (out and in) and
- * its hash, the runs of a sweep, validation and --help. All of it walks the
+ * config_json.c — the experiment as data: the canonical JSON (out and in), the
+ * experiment's JSON (with its sweep and variants), the hash, validation and
+ * --help. All of it walks the
  * table of config.c (config_internal.h); values go through the same
  * config_parse_value() / config_set_entry() as the INI file's.
  */
@@ -67,6 +68,7 @@ static cJSON *entry_json(const experiment_config *c, const centry *e)
 		memcpy(&x, field, sizeof(x));
 		return cJSON_CreateBool(x != 0);
 	case T_STRING:
+	case T_NAME:
 		if (!memchr(field, '\0', CONFIG_STR_LEN))
 			return cJSON_CreateNull();      /* unterminated, filled by hand */
 		return cJSON_CreateString(field);
@@ -133,6 +135,50 @@ fail:
 	return NULL;
 }
 
+/* Adds "sweep" and "variants" to the object of the canonical JSON. */
+static int add_sweep_and_variants(cJSON *o, const experiment_config *c)
+{
+	int ns = c->n_sweep < 0 || c->n_sweep > CONFIG_MAX_SWEEP ? 0 : c->n_sweep;
+	int nv = c->n_variants < 0 || c->n_variants > CONFIG_MAX_VARIANTS ? 0 : c->n_variants;
+	cJSON *sw = ns ? cJSON_AddObjectToObject(o, "sweep") : NULL;
+	if (ns && !sw)
+		return -1;
+	for (int a = 0; a < ns; a++) {
+		const config_sweep_axis *ax = &c->sweep[a];
+		cJSON *arr = cJSON_AddArrayToObject(sw, ax->key);
+		for (int k = 0; arr && k < ax->n && k < CONFIG_MAX_SWEEP_VALUES; k++)
+			if (!cJSON_AddItemToArray(arr, cJSON_CreateString(ax->values[k])))
+				return -1;
+		if (!arr)
+			return -1;
+	}
+	cJSON *vs = nv ? cJSON_AddObjectToObject(o, "variants") : NULL;
+	if (nv && !vs)
+		return -1;
+	for (int v = 0; v < nv; v++) {
+		const config_variant *var = &c->variants[v];
+		cJSON *obj = cJSON_AddObjectToObject(vs, var->name);
+		if (!obj)
+			return -1;
+		for (int k = 0; k < var->n && k < CONFIG_MAX_VARIANT_KEYS; k++)
+			if (!cJSON_AddStringToObject(obj, var->set[k].key, var->set[k].value))
+				return -1;
+	}
+	return 0;
+}
+
+char *config_experiment_json(const experiment_config *c)
+{
+	char *j = config_to_json(c);
+	if (!j || (c->n_sweep == 0 && c->n_variants == 0))
+		return j;
+	cJSON *o = cJSON_Parse(j);
+	free(j);
+	j = o && add_sweep_and_variants(o, c) == 0 ? cJSON_PrintUnformatted(o) : NULL;
+	cJSON_Delete(o);
+	return j;
+}
+
 /* A JSON number as the text the INI parser reads (exact for doubles). */
 static int number_text(const cJSON *item, char *buf, size_t len)
 {
@@ -161,6 +207,7 @@ static int json_text(const centry *e, const cJSON *item, char *buf, size_t len, 
 		snprintf(buf, len, "%s", cJSON_IsTrue(item) ? "true" : "false");
 		return 0;
 	case T_STRING:
+	case T_NAME:
 	case T_ENUM:
 		if (!cJSON_IsString(item))
 			return config_why(w, "expected a string");
@@ -197,6 +244,70 @@ static int duplicate_key(const cJSON *obj, const cJSON *item)
 	return 0;
 }
 
+/* "sweep": {"section.key": ["v1", "v2", ...], ...}, as the INI's [sweep]. */
+static int sweep_from_json(experiment_config *c, const cJSON *sec, char *err)
+{
+	char w[WHY_LEN];
+	char *buf = malloc(CONFIG_MAX_SWEEP_VALUES * (CONFIG_STR_LEN + 2));
+	if (!buf)
+		return byol_err(err, -ENOMEM, "out of memory");
+	int rc = 0;
+	const cJSON *axis, *v;
+	cJSON_ArrayForEach(axis, sec) {
+		size_t n = 0;
+		int k = 0;
+		if (!cJSON_IsArray(axis))
+			rc = config_why(w, "expected an array of strings");
+		else if (cJSON_GetArraySize(axis) > CONFIG_MAX_SWEEP_VALUES)
+			rc = config_why(w, "more than %d values", CONFIG_MAX_SWEEP_VALUES);
+		buf[0] = '\0';
+		cJSON_ArrayForEach(v, axis) {
+			if (rc)
+				break;
+			if (!cJSON_IsString(v))
+				rc = config_why(w, "expected an array of strings");
+			else if (strchr(v->valuestring, ','))
+				rc = config_why(w, "value '%.80s' holds a comma", v->valuestring);
+			else if (strlen(v->valuestring) >= CONFIG_STR_LEN)
+				rc = config_why(w, "value longer than %d characters", CONFIG_STR_LEN - 1);
+			else
+				n += (size_t)sprintf(buf + n, "%s%s", k++ ? ", " : "", v->valuestring);
+		}
+		if (rc == 0)
+			rc = config_sweep_add(c, axis->string, buf, 0, w);
+		if (rc) {
+			rc = byol_err(err, -EINVAL, "config JSON: [sweep] %.64s: %s", axis->string, w);
+			break;
+		}
+	}
+	free(buf);
+	return rc;
+}
+
+/* "variants": {"NAME": {"section.key": "value", ...}, ...}. */
+static int variants_from_json(experiment_config *c, const cJSON *sec, char *err)
+{
+	char w[WHY_LEN];
+	const cJSON *var, *kv;
+	cJSON_ArrayForEach(var, sec) {
+		if (!cJSON_IsObject(var))
+			return byol_err(err, -EINVAL, "config JSON: [variant %.80s]: not an object",
+					var->string);
+		int v = config_variant_add(c, var->string, w);
+		if (v < 0)
+			return byol_err(err, -EINVAL, "config JSON: [variant %.80s]: %s", var->string, w);
+		cJSON_ArrayForEach(kv, var) {
+			if (!cJSON_IsString(kv))
+				return byol_err(err, -EINVAL, "config JSON: [variant %s] %.64s: expected "
+						"a string", var->string, kv->string);
+			if (config_variant_assign(&c->variants[v], kv->string, kv->valuestring, w))
+				return byol_err(err, -EINVAL, "config JSON: [variant %s] %s", var->string,
+						w);
+		}
+	}
+	return 0;
+}
+
 int config_from_json(experiment_config *c, const char *json, char *err)
 {
 	config_defaults(c);
@@ -215,13 +326,20 @@ int config_from_json(experiment_config *c, const char *json, char *err)
 			rc = byol_err(err, -EINVAL, "config JSON: [%s]: duplicate section", sec->string);
 			goto out;
 		}
-		if (config_find_section(sec->string) < 0) {
+		int sweep = strcmp(sec->string, "sweep") == 0;
+		int variants = strcmp(sec->string, "variants") == 0;
+		if (!sweep && !variants && config_find_section(sec->string) < 0) {
 			rc = byol_err(err, -EINVAL, "config JSON: unknown section [%s]", sec->string);
 			goto out;
 		}
 		if (!cJSON_IsObject(sec)) {
 			rc = byol_err(err, -EINVAL, "config JSON: [%s]: not an object", sec->string);
 			goto out;
+		}
+		if (sweep || variants) {
+			if ((rc = sweep ? sweep_from_json(c, sec, err) : variants_from_json(c, sec, err)))
+				goto out;
+			continue;
 		}
 		cJSON_ArrayForEach(item, sec) {
 			int i = config_find_entry(sec->string, item->string);
@@ -258,49 +376,6 @@ void config_hash(const experiment_config *c, char out[17])
 	}
 	free(json);
 	snprintf(out, 17, "%016" PRIx64, h);
-}
-
-/* ---- sweep runs --------------------------------------------------------- */
-
-int config_sweep_count(const experiment_config *c)
-{
-	if (c->n_sweep < 0 || c->n_sweep > CONFIG_MAX_SWEEP)
-		return 0;
-	long long runs = 1;
-	for (int a = 0; a < c->n_sweep; a++) {
-		if (c->sweep[a].n < 1 || c->sweep[a].n > CONFIG_MAX_SWEEP_VALUES)
-			return 0;
-		runs *= c->sweep[a].n;
-	}
-	return runs > SWEEP_MAX_RUNS ? 0 : (int)runs;
-}
-
-int config_sweep_get(const experiment_config *base, int i, experiment_config *out, char *err)
-{
-	int runs = config_sweep_count(base);
-	if (i < 0 || i >= runs)
-		return byol_err(err, -EINVAL, "sweep run %d out of range [0, %d)", i, runs);
-	experiment_config *b = malloc(sizeof(*b));
-	if (!b)
-		return byol_err(err, -ENOMEM, "out of memory");
-	*b = *base;                     /* out may be base */
-	*out = *b;
-	out->n_sweep = 0;
-	memset(out->sweep, 0, sizeof(out->sweep));
-	int rc = 0;
-	for (int a = b->n_sweep - 1; a >= 0 && rc == 0; a--) {
-		const config_sweep_axis *ax = &b->sweep[a];
-		int k = i % ax->n;
-		i /= ax->n;
-		int idx = config_find_dotted(ax->key);
-		char w[WHY_LEN];
-		if (idx < 0)
-			rc = byol_err(err, -EINVAL, "[sweep] %s: unknown key", ax->key);
-		else if (config_set_entry(out, &config_entries[idx], ax->values[k], w) != 0)
-			rc = byol_err(err, -EINVAL, "[sweep] %s: %s", ax->key, w);
-	}
-	free(b);
-	return rc;
 }
 
 /* ---- validation --------------------------------------------------------- */
@@ -357,10 +432,64 @@ static int validate_one(const experiment_config *c, char *w)
 	return 0;
 }
 
+/* The variants' own rules, for structs filled by hand or from JSON (the INI
+ * parser checks them as it reads, with line numbers). */
+static int validate_variants(const experiment_config *c, char *err)
+{
+	char w[WHY_LEN];
+	if (c->n_variants < 0 || c->n_variants > CONFIG_MAX_VARIANTS)
+		return byol_err(err, -EINVAL, "[variant]: %d variants", c->n_variants);
+	for (int v = 0; v < c->n_variants; v++) {
+		const config_variant *var = &c->variants[v];
+		if (!memchr(var->name, '\0', sizeof(var->name)) || !config_variant_name_ok(var->name))
+			return byol_err(err, -EINVAL, "[variant %d]: not a variant name", v);
+		if (config_variant_find(c, var->name) != var)
+			return byol_err(err, -EINVAL, "[variant %s]: given twice", var->name);
+		if (var->n < 0 || var->n > CONFIG_MAX_VARIANT_KEYS)
+			return byol_err(err, -EINVAL, "[variant %s]: %d keys", var->name, var->n);
+		for (int k = 0; k < var->n; k++) {
+			const config_assignment *as = &var->set[k];
+			if (!memchr(as->key, '\0', sizeof(as->key)) ||
+			    !memchr(as->value, '\0', sizeof(as->value)))
+				return byol_err(err, -EINVAL, "[variant %s]: key %d is not a string",
+						var->name, k);
+			if (config_assignment_check(as->key, as->value, w) < 0)
+				return byol_err(err, -EINVAL, "[variant %s] %s", var->name, w);
+			for (int j = 0; j < k; j++)
+				if (config_find_dotted(var->set[j].key) == config_find_dotted(as->key))
+					return byol_err(err, -EINVAL, "[variant %s] %s: set twice",
+							var->name, as->key);
+		}
+	}
+	int v, k, a, b;
+	if (config_variant_sets_swept(c, &v, &k, &a))
+		return byol_err(err, -EINVAL, "[variant %s] %s: also swept by [sweep] (a variant may "
+				"not set a key the sweep varies)", c->variants[v].name,
+				c->variants[v].set[k].key);
+	if (config_variant_two_bases(c, &a, &k, &b))
+		return byol_err(err, -EINVAL, "[sweep] experiment.variant: neither '%s' nor '%s' has "
+				"a [variant] section (one value may stand for the base config; the "
+				"others need [variant NAME] sections)", c->sweep[a].values[k],
+				c->sweep[a].values[b]);
+	return 0;
+}
+
+/* The swept values of run i, "key=value, ..." in axis order. */
+static void run_combo(const experiment_config *c, int i, char *combo, size_t size)
+{
+	int pick[CONFIG_MAX_SWEEP];
+	size_t len = 0;
+	combo[0] = '\0';
+	config_sweep_pick(c, i, pick);
+	for (int a = 0; a < c->n_sweep && len < size; a++)
+		len += (size_t)snprintf(combo + len, size - len, "%s%s=%s", a ? ", " : "",
+					c->sweep[a].key, c->sweep[a].values[pick[a]]);
+}
+
 int config_validate(const experiment_config *c, char *err)
 {
 	char w[WHY_LEN];
-	if (c->n_sweep == 0) {
+	if (c->n_sweep == 0 && c->n_variants == 0) {
 		if (validate_one(c, w))
 			return byol_err(err, -EINVAL, "%s", w);
 		return 0;
@@ -373,27 +502,23 @@ int config_validate(const experiment_config *c, char *err)
 					c->sweep[a].n);
 	if (config_sweep_runs_ok(c, w))
 		return byol_err(err, -EINVAL, "[sweep]: %s", w);
+	int rc = validate_variants(c, err);
+	if (rc)
+		return rc;
 	experiment_config *run = malloc(sizeof(*run));
 	if (!run)
 		return byol_err(err, -ENOMEM, "out of memory");
-	int rc = 0, runs = config_sweep_count(c);
+	int runs = config_sweep_count(c);
 	for (int i = 0; i < runs && rc == 0; i++) {
 		rc = config_sweep_get(c, i, run, err);
 		if (rc == 0 && validate_one(run, w)) {
-			/* The run's swept values, in axis order. */
-			char combo[200] = "";
-			size_t len = 0;
-			int idx = i;
-			int pick[CONFIG_MAX_SWEEP];
-			for (int a = c->n_sweep - 1; a >= 0; a--) {
-				pick[a] = idx % c->sweep[a].n;
-				idx /= c->sweep[a].n;
+			char combo[200];
+			if (c->n_sweep == 0) {
+				rc = byol_err(err, -EINVAL, "variant %s: %s", run->variant, w);
+			} else {
+				run_combo(c, i, combo, sizeof(combo));
+				rc = byol_err(err, -EINVAL, "sweep run %d (%s): %s", i, combo, w);
 			}
-			for (int a = 0; a < c->n_sweep && len < sizeof(combo); a++)
-				len += (size_t)snprintf(combo + len, sizeof(combo) - len, "%s%s=%s",
-							a ? ", " : "", c->sweep[a].key,
-							c->sweep[a].values[pick[a]]);
-			rc = byol_err(err, -EINVAL, "sweep run %d (%s): %s", i, combo, w);
 		}
 	}
 	free(run);
@@ -424,6 +549,9 @@ void config_print_help(void *file)
 		case T_STRING:
 			snprintf(type, sizeof(type), "string");
 			break;
+		case T_NAME:
+			snprintf(type, sizeof(type), "name");
+			break;
 		case T_ENUM: {
 			size_t n = 0;
 			type[0] = '\0';
@@ -442,5 +570,9 @@ void config_print_help(void *file)
 		fprintf(f, "%-28s %-28s %-18s %s\n", key, type, e->def, e->help);
 	}
 	fprintf(f, "\n[sweep] lines are `section.key = v1, v2, ...` (one run per combination;\n"
-		   "a list key's values write their elements separated by blanks: 0.08 1.0, 0.3 1.0).\n");
+		   "a list key's values write their elements separated by blanks: 0.08 1.0, 0.3 1.0).\n"
+		   "[variant NAME] sections hold `section.key = value` lines that together make one\n"
+		   "variant; `experiment.variant = a, b, ...` in [sweep] runs each (the variant's keys\n"
+		   "applied to the base, then the other axes). One value of experiment.variant\n"
+		   "may name no section: it stands for the base config unchanged.\n");
 }

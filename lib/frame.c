@@ -485,6 +485,40 @@ void frame_arena_free(frame_arena *a)
 	a->mallocs = mallocs;
 }
 
+/* 1 when m or a message inside it kept an unknown field numbered 0. Protocol
+ * Buffers has no field 0, but protobuf-c refuses it only in a one-byte tag: an
+ * overlong tag (0x82 0x00) unpacks as an unknown field, which packs back as the
+ * one-byte tag 0x02 that nobody reads. */
+static int has_field_zero(const ProtobufCMessage *m)
+{
+	const ProtobufCMessageDescriptor *d = m->descriptor;
+	for (unsigned i = 0; i < m->n_unknown_fields; i++)
+		if (m->unknown_fields[i].tag == 0)
+			return 1;
+	for (unsigned i = 0; i < d->n_fields; i++) {
+		const ProtobufCFieldDescriptor *f = &d->fields[i];
+		const char *member = (const char *)m + f->offset;
+		if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+			continue;
+		if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+			uint32_t which;
+			memcpy(&which, (const char *)m + f->quantifier_offset, sizeof(which));
+			if (which != f->id)
+				continue;
+		}
+		size_t n = 1;
+		ProtobufCMessage *const *subs = (ProtobufCMessage *const *)member;
+		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+			memcpy(&n, (const char *)m + f->quantifier_offset, sizeof(n));
+			subs = *(ProtobufCMessage *const *const *)member;
+		}
+		for (size_t k = 0; k < n; k++)
+			if (subs[k] && has_field_zero(subs[k]))
+				return 1;
+	}
+	return 0;
+}
+
 int frame_decode(frame_arena *a, const void *data, size_t len, Byol__Envelope **out,
 		 char *err)
 {
@@ -522,6 +556,9 @@ int frame_decode(frame_arena *a, const void *data, size_t len, Byol__Envelope **
 		return byol_err(err, -EBADMSG, "Envelope in a %zu-byte frame holds no "
 				"message", len);
 	}
+	if (has_field_zero(&e->base))
+		return byol_err(err, -EBADMSG, "malformed Envelope in a %zu-byte frame (a field "
+				"numbered 0)", len);
 	*out = e;
 	return 0;
 }

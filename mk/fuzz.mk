@@ -24,12 +24,14 @@ ifeq ($(WERROR),1)
 FUZZ_CFLAGS  += -Werror
 endif
 
-fo = $(patsubst %,$(FUZZ_BUILD)/lib/%.o,$(1))
+# Each target links the objects its module's unit test links (T_frame, T_config,
+# ... in the Makefile), built here: the lists stay in step when a module is split.
+fz = $(patsubst $(BUILD)/%,$(FUZZ_BUILD)/%,$(1))
 FUZZ_PROTO_OBJ     := $(FUZZ_BUILD)/proto/byol.pb-c.o
-FZ_frame           := $(call fo,error frame) $(FUZZ_PROTO_OBJ)
-FZ_config          := $(call fo,error config config_json inifile)
-FZ_idx             := $(call fo,error idx)
-FZ_safetensors     := $(call fo,error safetensors)
+FZ_frame           := $(call fz,$(T_frame))
+FZ_config          := $(call fz,$(T_config))
+FZ_idx             := $(call fz,$(T_idx))
+FZ_safetensors     := $(call fz,$(T_safetensors))
 FUZZ_BINS          := $(FUZZ_TARGETS:%=$(FUZZ_BIN)/fuzz_%)
 
 fuzz: $(FUZZ_BINS)
@@ -59,8 +61,8 @@ $(FUZZ_BIN)/fuzz_%: $(FUZZ_BUILD)/fuzz/fuzz_%.o $$(FZ_$$*)
 
 # The seed corpora: valid inputs made by the library's own writers, plus edge
 # cases (fuzz/README.md).
-$(FUZZ_BIN)/gen_corpus: $(FUZZ_BUILD)/fuzz/gen_corpus.o $(FZ_frame) \
-		$(call fo,config config_json inifile safetensors idx)
+$(FUZZ_BIN)/gen_corpus: $(FUZZ_BUILD)/fuzz/gen_corpus.o $(FUZZ_BUILD)/fuzz/gen_frames.o \
+		$(sort $(FZ_frame) $(FZ_config) $(FZ_idx) $(FZ_safetensors))
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_SAN) -o $@ $^ $(FUZZ_LDLIBS)
 

@@ -5,8 +5,9 @@
 #   make uninstall [PREFIX=...] [DESTDIR=...] [UNITDIR=...]
 #
 # install puts the three programs in $(BINDIR), the systemd units (with
-# @bindir@ replaced by $(BINDIR)) in $(UNITDIR), the man pages in $(MANDIR) and
-# the example configs in $(DOCDIR)/examples. It never writes /etc: copy
+# @bindir@ replaced by $(BINDIR)) in $(UNITDIR), the man pages in $(MANDIR),
+# byolctl's bash completion in $(COMPLETIONDIR) and the example configs in
+# $(DOCDIR)/examples. It never writes /etc: copy
 # $(DOCDIR)/examples/byold.conf and worker.conf to /etc/byold/ yourself
 # (deploy/README.md). uninstall removes exactly what install writes.
 
@@ -15,6 +16,7 @@ BINDIR  ?= $(PREFIX)/bin
 MANDIR  ?= $(PREFIX)/share/man
 DOCDIR  ?= $(PREFIX)/share/doc/byold
 UNITDIR ?= $(PREFIX)/lib/systemd/system
+COMPLETIONDIR ?= $(PREFIX)/share/bash-completion/completions
 SCDOC   ?= scdoc
 INSTALL ?= install
 
@@ -35,7 +37,7 @@ build/man/%: man/%.scd
 
 install: $(PROGRAMS) $(MAN_PAGES)
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man1 \
-		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR)/examples
+		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(COMPLETIONDIR)
 	$(INSTALL) -m 755 $(PROGRAMS) $(DESTDIR)$(BINDIR)/
 	for u in $(UNITS); do \
 		sed 's|@bindir@|$(BINDIR)|g' deploy/systemd/$$u >$(DESTDIR)$(UNITDIR)/$$u.tmp && \
@@ -46,6 +48,7 @@ install: $(PROGRAMS) $(MAN_PAGES)
 	$(INSTALL) -m 644 $(filter %.8,$(MAN_PAGES)) $(DESTDIR)$(MANDIR)/man8/
 	$(INSTALL) -m 644 $(EXAMPLES) $(DESTDIR)$(DOCDIR)/examples/
 	$(INSTALL) -m 644 deploy/README.md $(DESTDIR)$(DOCDIR)/deploy.md
+	$(INSTALL) -m 644 deploy/bash-completion/byolctl $(DESTDIR)$(COMPLETIONDIR)/byolctl
 
 uninstall:
 	rm -f $(INSTALLED_PROGRAMS:%=$(DESTDIR)$(BINDIR)/%)
@@ -54,6 +57,7 @@ uninstall:
 	rm -f $(patsubst build/man/%,$(DESTDIR)$(MANDIR)/man8/%,$(filter %.8,$(MAN_PAGES)))
 	rm -f $(EXAMPLES:deploy/examples/%=$(DESTDIR)$(DOCDIR)/examples/%)
 	rm -f $(DESTDIR)$(DOCDIR)/deploy.md
+	rm -f $(DESTDIR)$(COMPLETIONDIR)/byolctl
 	rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) 2>/dev/null || true
 
 .PHONY: man install uninstall

@@ -175,6 +175,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "byol-worker: %s has a [sweep] of %d runs; --local runs the base "
 				"config only (submit it to byold to run the sweep)\n",
 			local, config_sweep_count(&cfg));
+	else if (config_sweep_get(&cfg, 0, &cfg, err) < 0) {      /* applies experiment.variant */
+		fprintf(stderr, "byol-worker: %s: %s\n", local, err);
+		return 1;
+	}
 	train_report rep;
 	int rc = eval_path ? train_eval_checkpoint(&cfg, eval_path, threads, &rep, err)
 			   : train_local(&cfg, &topt, quiet ? NULL : stderr, &rep, err);

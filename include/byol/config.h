@@ -20,6 +20,20 @@
  * write their elements separated by blanks: `augment.crop_scale = 0.08 1.0,
  * 0.3 1.0`. A sweep expands to at most 4096 runs.
  *
+ * Named variants: a `[variant NAME]` section holds `section.key = value` lines
+ * (checked like --set) that together make one arm of an ablation; NAME is 1 to
+ * 63 letters, digits, '_', '-', '.' or '+'. The key experiment.variant names
+ * the variant a run uses: swept (`experiment.variant = a, b, c` in [sweep]) or
+ * fixed. When a run is made (config_sweep_get) its variant's assignments are
+ * applied on top of the base (they win over the base's keys and over --set),
+ * then the other sweep axes. A value of experiment.variant with no [variant]
+ * section stands for the base config unchanged (`bn_both` in `experiment.variant
+ * = bn_both, none`); at most one value of the axis may be such a name, so a
+ * typo is not silently a second copy of the base. Errors, each naming its line:
+ * a section given twice, a key given twice in one, a variant setting
+ * experiment.variant, experiment.name or a key the [sweep] varies, and, in a
+ * file, a [variant] section no value of experiment.variant names.
+ *
  * The canonical JSON is an object of sections, each an object of every key with
  * its value filled in (defaults included), in table order, lists as arrays,
  * numbers as numbers (floats as the shortest text that reads back to the same
@@ -32,12 +46,16 @@
 #ifndef BYOL_CONFIG_H
 #define BYOL_CONFIG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define CONFIG_MAX_LIST 8
 #define CONFIG_STR_LEN 256
 #define CONFIG_MAX_SWEEP 8
 #define CONFIG_MAX_SWEEP_VALUES 16
+#define CONFIG_MAX_VARIANTS 16
+#define CONFIG_MAX_VARIANT_KEYS 12
+#define CONFIG_VARIANT_NAME_LEN 64
 
 typedef enum { METHOD_BYOL, METHOD_SIMSIAM, METHOD_SIMCLR } method_kind;
 typedef enum { ENCODER_MLP, ENCODER_CNN } encoder_kind;
@@ -52,10 +70,22 @@ typedef struct {
 } config_sweep_axis;
 
 typedef struct {
+	char key[64];                                   /* "model.predictor_norm" */
+	char value[CONFIG_STR_LEN];                     /* as written: "none" */
+} config_assignment;
+
+typedef struct {
+	char name[CONFIG_VARIANT_NAME_LEN];             /* "projector_only" */
+	int n;
+	config_assignment set[CONFIG_MAX_VARIANT_KEYS];
+} config_variant;
+
+typedef struct {
 	/* [experiment] */
 	char name[CONFIG_STR_LEN];      /* default "byol" */
 	method_kind method;             /* byol */
 	uint64_t seed;                  /* 1; at most 2^53 - 1 (exact in JSON) */
+	char variant[CONFIG_STR_LEN];   /* "": the named variant of the run */
 	/* [data] */
 	char data_dir[CONFIG_STR_LEN];  /* DATA_DEFAULT_DIR */
 	int train_limit;                /* 0 = all */
@@ -103,9 +133,12 @@ typedef struct {
 	/* [sweep] */
 	config_sweep_axis sweep[CONFIG_MAX_SWEEP];
 	int n_sweep;
+	/* [variant NAME] sections, in file order */
+	config_variant variants[CONFIG_MAX_VARIANTS];
+	int n_variants;
 } experiment_config;
 
-/* Fills every default (zeroes the struct first: no sweep). */
+/* Fills every default (zeroes the struct first: no sweep, no variants). */
 void config_defaults(experiment_config *c);
 
 /* Fills the defaults, then applies the INI file; `path` names the file in
@@ -121,24 +154,33 @@ int config_parse_string(experiment_config *c, const char *text, const char *name
 
 /* Applies one override "section.key=value" (the --set form; blanks around the
  * key and value are ignored). Setting a key that the sweep varies drops that
- * sweep axis. "sweep.section.key=v1,v2" adds or replaces a sweep axis.
+ * sweep axis (experiment.variant=NAME: every run is variant NAME, its section
+ * still applied); a key a variant sets is overridden by the variant. "sweep.section.key=v1,v2" adds or replaces a sweep axis.
  * Returns 0 or -EINVAL with "--set: [section] key: what" in err; on failure c
  * is unchanged. */
 int config_set(experiment_config *c, const char *assignment, char *err);
 
 /* Cross-key checks (batch_size % shard_size == 0, crop_scale[0] <= [1], ...)
  * and the table's ranges. With a sweep, checks every combination instead of
- * the base ("sweep run 3 (data.shard_size=100): ..."). Call after all
- * overrides. Returns 0 or -EINVAL with "[section] key: what" in err. */
+ * the base ("sweep run 3 (data.shard_size=100): ..."); with variants, each run
+ * as its variant makes it, and the variants themselves ("[variant none]
+ * model.init: ..."). Call after all overrides. Returns 0 or -EINVAL with
+ * "[section] key: what" in err. */
 int config_validate(const experiment_config *c, char *err);
 
 /* The canonical JSON (malloc'd; caller frees; NULL when out of memory) —
- * without the sweep section. */
+ * without the sweep and the variants: a run's config. */
 char *config_to_json(const experiment_config *c);
+/* The experiment's JSON: the canonical JSON followed, when there are any, by
+ * "sweep": {"section.key": ["v1", "v2", ...], ...} (axes in order, values as
+ * written) and "variants": {"NAME": {"section.key": "value", ...}, ...}
+ * (malloc'd; NULL when out of memory). config_from_json reads it back. */
+char *config_experiment_json(const experiment_config *c);
 /* Fills the defaults, then applies canonical (or partial: missing keys keep
- * defaults) JSON. Unknown sections or keys, duplicate keys, values of the wrong
- * JSON type or out of range are errors: -EINVAL with "config JSON: [section]
- * key: what" in err. */
+ * defaults) JSON, or an experiment's JSON with "sweep" and "variants" (checked
+ * as the INI file's [sweep] and [variant] sections are). Unknown sections or
+ * keys, duplicate keys, values of the wrong JSON type or out of range are
+ * errors: -EINVAL with "config JSON: [section] key: what" in err. */
 int config_from_json(experiment_config *c, const char *json, char *err);
 
 /* 64-bit FNV-1a of the canonical JSON, as 16 hex digits + NUL into out[17]. */
@@ -148,10 +190,23 @@ void config_hash(const experiment_config *c, char out[17]);
  * sweep in a struct filled by hand, which config_validate reports). */
 int config_sweep_count(const experiment_config *c);
 /* The i-th combination (0-based, the last axis varying fastest): base with the
- * sweep's values applied and n_sweep = 0. out may be base. Returns 0 or
- * -EINVAL (i out of range). */
+ * variant it names applied (experiment.variant, swept or fixed), then the
+ * sweep's other values, and n_sweep = n_variants = 0. out may be base. With no
+ * sweep, i = 0 gives the one run (base with its variant applied). Returns 0 or
+ * -EINVAL (i out of range, a value that does not parse in a struct filled by
+ * hand). */
 int config_sweep_get(const experiment_config *base, int i, experiment_config *out,
 		     char *err);
+
+/* Names for the n = config_sweep_count(c) runs, into names (n slots of len
+ * bytes each, len >= 32): without a sweep, or with one run, the experiment's
+ * name; else "NAME/key=value,key=value" over the axes of more than one value,
+ * key the part after the dot ("bn-ablation/variant=none,seed=2"; the whole
+ * section.key when two such axes share it), blanks in values as '_'. A name
+ * longer than len - 1 bytes is cut at a UTF-8 character boundary; runs whose
+ * names would then be equal are named "NAME/INDEX" instead, so every name is
+ * unique. Returns 0 or -EINVAL / -ENOMEM with err. */
+int config_sweep_names(const experiment_config *c, char *names, size_t len, char *err);
 
 /* Writes the table as documentation ("section.key  type  default  help" lines,
  * the type with its range or its enum names). */

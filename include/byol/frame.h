@@ -200,8 +200,10 @@ void *frame_arena_adopt(frame_arena *a, const void *p);
 /* Unpacks the len bytes of one frame's payload (as given to a frame_cb) into an
  * Envelope allocated in the arena. Every earlier Envelope decoded with this arena
  * becomes invalid. Returns 0 and sets *out; -EBADMSG ("malformed Envelope in a
- * 120-byte frame") when protobuf-c refuses the bytes or no message is set in the
- * Envelope (an empty or unknown-field-only one); -ENOMEM. On failure *out is
+ * 120-byte frame") when protobuf-c refuses the bytes, no message is set in the
+ * Envelope (an empty or unknown-field-only one) or any message in it holds a
+ * field numbered 0 (invalid; protobuf-c lets an overlong tag of it through);
+ * -ENOMEM. On failure *out is
  * NULL. Bytes fields point into the arena and are 16-byte aligned, so a float32
  * tensor can be read in place on a little-endian host. */
 int frame_decode(frame_arena *a, const void *data, size_t len, Byol__Envelope **out,

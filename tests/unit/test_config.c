@@ -1,7 +1,7 @@
 /*
  * test_config.c — the experiment file: defaults, the DESIGN.md example, syntax,
  * every error message with its line, --set, canonical JSON, hash, validation,
- * sweeps and --help.
+ * sweeps, named variants, run names, the files of experiments/ and --help.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -74,7 +74,7 @@ static const char design_example[] =
 
 /* The canonical JSON of the defaults. Changing it changes every config hash. */
 static const char default_json[] =
-	"{\"experiment\":{\"name\":\"byol\",\"method\":\"byol\",\"seed\":1},"
+	"{\"experiment\":{\"name\":\"byol\",\"method\":\"byol\",\"seed\":1,\"variant\":\"\"},"
 	"\"data\":{\"dir\":\"/usr/share/datasets/fashion-mnist\",\"train_limit\":0,"
 	"\"batch_size\":256,\"shard_size\":64},"
 	"\"augment\":{\"crop_scale\":[0.3,1],\"crop_ratio\":[0.75,1.3333334],\"flip\":0.5,"
@@ -148,6 +148,7 @@ static void test_defaults(void **state)
 	assert_string_equal(c->name, "byol");
 	assert_int_equal(c->method, METHOD_BYOL);
 	assert_int_equal(c->seed, 1);
+	assert_string_equal(c->variant, "");
 	assert_string_equal(c->data_dir, DATA_DEFAULT_DIR);
 	assert_int_equal(c->train_limit, 0);
 	assert_int_equal(c->batch_size, 256);
@@ -186,6 +187,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c->every_steps, 200);
 	assert_int_equal(c->keep, 3);
 	assert_int_equal(c->n_sweep, 0);
+	assert_int_equal(c->n_variants, 0);
 	char err[BYOL_ERR_LEN];
 	assert_int_equal(config_validate(c, err), 0);
 	free(c);
@@ -490,7 +492,8 @@ static void test_json_partial_and_errors(void **state)
 		{ "{", "config JSON: does not parse" },
 		{ "[1]", "config JSON: not an object" },
 		{ "{\"modle\":{}}", "config JSON: unknown section [modle]" },
-		{ "{\"sweep\":{}}", "config JSON: unknown section [sweep]" },
+		{ "{\"sweep\":3}", "config JSON: [sweep]: not an object" },
+		{ "{\"sweeps\":{}}", "config JSON: unknown section [sweeps]" },
 		{ "{\"model\":3}", "config JSON: [model]: not an object" },
 		{ "{\"model\":{\"foo\":1}}", "config JSON: [model] foo: unknown key" },
 		{ "{\"model\":{\"init\":\"default\",\"init\":\"modified\"}}",
@@ -532,7 +535,7 @@ static void test_hash(void **state)
 	config_hash(c, h);
 	snprintf(want, sizeof(want), "%016llx", (unsigned long long)fnv1a(default_json));
 	assert_string_equal(h, want);
-	assert_string_equal(h, "74d0c064aee4befa");
+	assert_string_equal(h, "a627be58962dd499");
 	/* Any change moves it; the sweep does not. */
 	set_ok(c, "sweep.experiment.seed=1,2");
 	config_hash(c, want);
@@ -692,6 +695,483 @@ static void test_sweep(void **state)
 	free(c);
 }
 
+/* The example of the variants' documentation: line numbers matter below. */
+static const char variant_example[] =
+	"[experiment]\n"                                        /* 1 */
+	"name = bn-ablation\n"                                  /* 2 */
+	"[sweep]\n"                                             /* 3 */
+	"experiment.variant = bn_both, projector_only, none\n"  /* 4 */
+	"experiment.seed = 1, 2, 3\n"                           /* 5 */
+	"\n"                                                    /* 6 */
+	"[variant projector_only]\n"                            /* 7 */
+	"model.predictor_norm = none\n"                         /* 8 */
+	"\n"                                                    /* 9 */
+	"  [variant none]   ; all of them\n"                    /* 10 */
+	"model.encoder_norm = none\n"                           /* 11 */
+	"model.projector_norm = none\n"                         /* 12 */
+	"model.predictor_norm = none\n";                        /* 13 */
+
+/* The run names of c, as config_sweep_names writes them (n of them). */
+static char *run_names(const experiment_config *c, int *n)
+{
+	char err[BYOL_ERR_LEN];
+	*n = config_sweep_count(c);
+	char *names = calloc((size_t)*n, 128);
+	assert_non_null(names);
+	if (config_sweep_names(c, names, 128, err) != 0)
+		fail_msg("config_sweep_names: %s", err);
+	return names;
+}
+
+static void test_variants(void **state)
+{
+	experiment_config *c = new_config(), *run = new_config();
+	char err[BYOL_ERR_LEN];
+	expect_parse_ok(c, variant_example);
+	assert_int_equal(c->n_variants, 2);
+	assert_string_equal(c->variants[0].name, "projector_only");
+	assert_int_equal(c->variants[0].n, 1);
+	assert_string_equal(c->variants[0].set[0].key, "model.predictor_norm");
+	assert_string_equal(c->variants[0].set[0].value, "none");
+	assert_string_equal(c->variants[1].name, "none");
+	assert_int_equal(c->variants[1].n, 3);
+	assert_string_equal(c->variants[1].set[2].key, "model.predictor_norm");
+	assert_int_equal(config_sweep_count(c), 9);
+	assert_int_equal(config_validate(c, err), 0);
+	/* The base is untouched by the variants. */
+	assert_int_equal(c->encoder_norm, NORM_BN);
+	assert_int_equal(c->predictor_norm, NORM_BN);
+	assert_string_equal(c->variant, "");
+
+	/* The variant axis first, its keys applied; the seed still varies. */
+	static const norm_kind want[3][3] = {
+		{ NORM_BN, NORM_BN, NORM_BN },          /* bn_both: the base */
+		{ NORM_BN, NORM_BN, NORM_NONE },        /* projector_only */
+		{ NORM_NONE, NORM_NONE, NORM_NONE },    /* none */
+	};
+	static const char *const variant[3] = { "bn_both", "projector_only", "none" };
+	int n;
+	char *names = run_names(c, &n);
+	assert_int_equal(n, 9);
+	for (int i = 0; i < 9; i++) {
+		assert_int_equal(config_sweep_get(c, i, run, err), 0);
+		assert_int_equal(run->n_sweep, 0);
+		assert_int_equal(run->n_variants, 0);
+		assert_string_equal(run->variant, variant[i / 3]);
+		assert_int_equal(run->seed, 1 + i % 3);
+		assert_int_equal(run->encoder_norm, want[i / 3][0]);
+		assert_int_equal(run->projector_norm, want[i / 3][1]);
+		assert_int_equal(run->predictor_norm, want[i / 3][2]);
+		/* the run's JSON records its variant */
+		char *json = config_to_json(run), key[64], name[128];
+		snprintf(key, sizeof(key), "\"variant\":\"%s\"", variant[i / 3]);
+		assert_non_null(strstr(json, key));
+		free(json);
+		snprintf(name, sizeof(name), "bn-ablation/variant=%s,seed=%d", variant[i / 3],
+			 1 + i % 3);
+		assert_string_equal(names + i * 128, name);
+	}
+	free(names);
+
+	/* --set changes the base: the variant's own keys win over it... */
+	set_ok(c, "model.predictor_norm=ln");
+	set_ok(c, "optim.epochs=2");
+	assert_int_equal(config_sweep_get(c, 8, run, err), 0);
+	assert_int_equal(run->predictor_norm, NORM_NONE);
+	assert_int_equal(run->epochs, 2);
+	assert_int_equal(config_sweep_get(c, 0, run, err), 0);
+	assert_int_equal(run->predictor_norm, NORM_LN);
+	/* ...and fixing experiment.variant drops the axis and still applies it. */
+	set_ok(c, "experiment.variant=projector_only");
+	assert_int_equal(c->n_sweep, 1);
+	assert_int_equal(config_sweep_count(c), 3);
+	assert_int_equal(config_validate(c, err), 0);
+	assert_int_equal(config_sweep_get(c, 2, run, err), 0);
+	assert_string_equal(run->variant, "projector_only");
+	assert_int_equal(run->predictor_norm, NORM_NONE);
+	assert_int_equal(run->seed, 3);
+	names = run_names(c, &n);
+	assert_string_equal(names + 2 * 128, "bn-ablation/seed=3");
+	free(names);
+	/* A subset of the variants from the command line. */
+	set_ok(c, "sweep.experiment.variant=none, bn_both");
+	assert_int_equal(config_sweep_count(c), 6);
+	assert_int_equal(config_validate(c, err), 0);
+	assert_int_equal(config_sweep_get(c, 5, run, err), 0);
+	assert_string_equal(run->variant, "bn_both");
+	assert_int_equal(run->encoder_norm, NORM_BN);
+
+	/* A fixed variant in [experiment], no sweep: the one run has it applied. */
+	expect_parse_ok(c, "[experiment]\nvariant = none\n[variant none]\nmodel.init = modified\n"
+			   "model.encoder_norm = none\n");
+	assert_int_equal(config_sweep_count(c), 1);
+	assert_int_equal(c->init, INIT_DEFAULT);
+	assert_int_equal(config_validate(c, err), 0);
+	assert_int_equal(config_sweep_get(c, 0, c, err), 0);
+	assert_int_equal(c->init, INIT_MODIFIED);
+	assert_int_equal(c->encoder_norm, NORM_NONE);
+	assert_int_equal(c->n_variants, 0);
+	/* An empty section is a variant equal to the base; names keep file order. */
+	expect_parse_ok(c, "[sweep]\nexperiment.variant = a, b\n[variant b]\n\f[variant a]\n"
+			   "eval.probe = false\n");
+	assert_int_equal(c->n_variants, 2);
+	assert_string_equal(c->variants[0].name, "b");
+	assert_int_equal(c->variants[0].n, 0);
+	assert_int_equal(config_sweep_get(c, 0, run, err), 0);
+	assert_int_equal(run->probe, 0);
+	assert_int_equal(config_sweep_get(c, 1, run, err), 0);
+	assert_int_equal(run->probe, 1);
+	free(run);
+	free(c);
+}
+
+static void test_variant_errors(void **state)
+{
+	static const char head[] =
+		"[sweep]\n"                                     /* 1 */
+		"experiment.variant = base, v\n"                /* 2 */
+		"[variant v]\n";                                /* 3 */
+	static const struct {
+		const char *tail, *want;
+	} bad[] = {
+		{ "model.foo = 1\n",
+		  "t.ini:4: [variant v] model.foo: unknown key (a variant line is section.key = value)" },
+		{ "modle.init = modified\n",
+		  "t.ini:4: [variant v] modle.init: unknown section (a variant line is section.key = value)" },
+		{ "init = modified\n",
+		  "t.ini:4: [variant v] init: not section.key (a variant line is section.key = value)" },
+		{ "model.encoder_norm = bm\n",
+		  "t.ini:4: [variant v] model.encoder_norm: 'bm' is not one of bn, gn, gn_ws, ln, none" },
+		{ "model.init = modified\n\nmodel.init = default\n",
+		  "t.ini:6: [variant v] model.init: duplicate key (first on line 4)" },
+		{ "experiment.variant = w\n",
+		  "t.ini:4: [variant v] experiment.variant: a variant may not set it (the run's variant is the section's name)" },
+		{ "experiment.name = other\n",
+		  "t.ini:4: [variant v] experiment.name: a variant may not set it (every run of an experiment has its name)" },
+		{ "model.init = modified\n[variant v]\neval.probe = false\n",
+		  "t.ini:5: [variant v]: a second section of this name (the first is on line 3)" },
+		{ "model.init = modified\n[variant a/b]\n",
+		  "t.ini:5: [variant a/b]: 'a/b' is not a variant name (1 to 63 letters, digits, '_', '-', '.' or '+')" },
+		{ "[variant]\nmodel.init = modified\n",
+		  "t.ini:4: [variant]: a variant section needs a name: [variant NAME]" },
+		{ "[variant w]\nmodel.init = modified\n",
+		  "t.ini:4: [variant w]: not among the values of [sweep] experiment.variant on line 2" },
+		{ "[sweep]\nexperiment.seed = 1, 2\n[variant w]\nexperiment.seed = 3\n",
+		  "t.ini:7: [variant w] experiment.seed: also swept by [sweep] on line 5 (a variant may not set a key the sweep varies)" },
+		{ "model.a = 1\nmodel.b = 2\n", "t.ini:4: [variant v] model.a: unknown key (a variant line is section.key = value)" },
+		{ "model.init = modified\nmodel.encoder_norm = ln\nmodel.projector_norm = ln\n"
+		  "model.predictor_norm = ln\nmodel.proj_dim = 64\nmodel.proj_hidden = 64\n"
+		  "model.pred_hidden = 64\nmodel.gn_groups = 8\nmodel.encoder = mlp\n"
+		  "eval.probe = false\neval.knn_k = 5\neval.probe_epochs = 2\noptim.lr = 0.5\n",
+		  "t.ini:16: [variant v] optim.lr: more than 12 keys in one variant" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char text[1024];
+		snprintf(text, sizeof(text), "%s%s", head, bad[i].tail);
+		expect_parse_error(text, bad[i].want);
+	}
+	/* A typo on the axis: two values without a section. */
+	expect_parse_error("[sweep]\nexperiment.seed = 1, 2\nexperiment.variant = base, projetor_only\n"
+			   "[variant projector_only]\nmodel.predictor_norm = none\n",
+			   "t.ini:3: [sweep] experiment.variant: neither 'base' nor 'projetor_only' has a [variant] section (one value may stand for the base config; the others need [variant NAME] sections)");
+	/* ...or only one, and the section it meant is then unused. */
+	expect_parse_error("[sweep]\nexperiment.variant = projetor_only, none\n"
+			   "[variant projector_only]\nmodel.predictor_norm = none\n[variant none]\n",
+			   "t.ini:3: [variant projector_only]: not among the values of [sweep] experiment.variant on line 2");
+	expect_parse_error("[variant lonely]\nmodel.init = modified\n",
+			   "t.ini:1: [variant lonely]: nothing names it (sweep experiment.variant, or set it in [experiment])");
+	expect_parse_error("[sweep]\nexperiment.variant = a, b/c\n",
+			   "t.ini:2: [sweep] experiment.variant: experiment.variant: 'b/c' is not a name (1 to 63 letters, digits, '_', '-', '.' or '+')");
+	expect_parse_error("[experiment]\nvariant = a b\n",
+			   "t.ini:2: [experiment] variant: 'a b' is not a name (1 to 63 letters, digits, '_', '-', '.' or '+')");
+	/* More values than an axis holds, more sections than a struct holds. */
+	char text[4096] = "[sweep]\nexperiment.variant = base";
+	for (int v = 0; v <= 16; v++)
+		snprintf(text + strlen(text), sizeof(text) - strlen(text), ", v%d", v);
+	strcat(text, "\n");
+	for (int v = 0; v <= 16; v++)
+		snprintf(text + strlen(text), sizeof(text) - strlen(text), "[variant v%d]\n", v);
+	expect_parse_error(text, "t.ini:2: [sweep] experiment.variant: more than 16 values");
+	snprintf(text, sizeof(text), "[sweep]\nexperiment.variant = base");
+	for (int v = 0; v < 15; v++)
+		snprintf(text + strlen(text), sizeof(text) - strlen(text), ", v%d", v);
+	strcat(text, "\n");
+	for (int v = 0; v <= 16; v++)
+		snprintf(text + strlen(text), sizeof(text) - strlen(text), "[variant v%d]\n", v);
+	expect_parse_error(text, "t.ini:19: [variant v16]: more than 16 variants");
+
+	/* Cross checks after --set: a sweep over a key a variant sets. */
+	experiment_config *c = new_config();
+	char err[BYOL_ERR_LEN];
+	expect_parse_ok(c, variant_example);
+	set_ok(c, "sweep.model.encoder_norm=bn, ln");
+	expect_validate_error(c, "[variant none] model.encoder_norm: also swept by [sweep] (a variant may not set a key the sweep varies)");
+	expect_parse_ok(c, variant_example);
+	set_ok(c, "sweep.experiment.variant=bn_both, projector_onyl");
+	expect_validate_error(c, "[sweep] experiment.variant: neither 'bn_both' nor 'projector_onyl' has a [variant] section (one value may stand for the base config; the others need [variant NAME] sections)");
+	/* A variant that makes an invalid combination: validation names the run. */
+	expect_parse_ok(c, "[data]\nbatch_size = 256\n[sweep]\nexperiment.variant = base, odd\n"
+			   "experiment.seed = 1, 2\n[variant odd]\ndata.shard_size = 96\n");
+	expect_validate_error(c, "sweep run 2 (experiment.variant=odd, experiment.seed=1): [data] batch_size: 256 is not a multiple of shard_size 96");
+	expect_parse_ok(c, "[experiment]\nvariant = odd\n[variant odd]\ndata.shard_size = 96\n");
+	expect_validate_error(c, "variant odd: [data] batch_size: 256 is not a multiple of shard_size 96");
+	/* Structs filled by hand. */
+	expect_parse_ok(c, variant_example);
+	snprintf(c->variants[1].name, sizeof(c->variants[1].name), "projector_only");
+	expect_validate_error(c, "[variant projector_only]: given twice");
+	expect_parse_ok(c, variant_example);
+	snprintf(c->variants[0].set[0].value, sizeof(c->variants[0].set[0].value), "bm");
+	expect_validate_error(c, "[variant projector_only] model.predictor_norm: 'bm' is not one of bn, gn, gn_ws, ln, none");
+	expect_parse_ok(c, variant_example);
+	c->n_variants = 17;
+	expect_validate_error(c, "[variant]: 17 variants");
+	assert_int_equal(config_sweep_get(c, 0, c, err), -EINVAL);
+	free(c);
+}
+
+static void test_variant_json(void **state)
+{
+	experiment_config *c = new_config(), *d = new_config();
+	experiment_config *r1 = new_config(), *r2 = new_config();
+	char err[BYOL_ERR_LEN];
+	expect_parse_ok(c, variant_example);
+	char *j = config_experiment_json(c);
+	assert_non_null(j);
+	assert_non_null(strstr(j, ",\"sweep\":{\"experiment.variant\":[\"bn_both\",\"projector_only\","
+			       "\"none\"],\"experiment.seed\":[\"1\",\"2\",\"3\"]},"
+			       "\"variants\":{\"projector_only\":{\"model.predictor_norm\":\"none\"},"
+			       "\"none\":{\"model.encoder_norm\":\"none\",\"model.projector_norm\":\"none\","
+			       "\"model.predictor_norm\":\"none\"}}}"));
+	/* Read back: the same sweep, variants and runs; printed again, the same bytes. */
+	assert_int_equal(config_from_json(d, j, err), 0);
+	assert_memory_equal(c, d, sizeof(*c));
+	char *j2 = config_experiment_json(d);
+	assert_string_equal(j, j2);
+	assert_int_equal(config_validate(d, err), 0);
+	for (int i = 0; i < config_sweep_count(c); i++) {
+		assert_int_equal(config_sweep_get(c, i, r1, err), 0);
+		assert_int_equal(config_sweep_get(d, i, r2, err), 0);
+		char *a = config_to_json(r1), *b = config_to_json(r2);
+		assert_string_equal(a, b);
+		free(a);
+		free(b);
+	}
+	free(j);
+	free(j2);
+	/* Without sweep or variants it is the canonical JSON. */
+	config_defaults(c);
+	j = config_experiment_json(c);
+	assert_string_equal(j, default_json);
+	free(j);
+
+	static const struct {
+		const char *json, *want;
+	} bad[] = {
+		{ "{\"sweep\":{\"experiment.seed\":\"1, 2\"}}",
+		  "config JSON: [sweep] experiment.seed: expected an array of strings" },
+		{ "{\"sweep\":{\"experiment.seed\":[1,2]}}",
+		  "config JSON: [sweep] experiment.seed: expected an array of strings" },
+		{ "{\"sweep\":{\"experiment.seed\":[\"1,2\"]}}",
+		  "config JSON: [sweep] experiment.seed: value '1,2' holds a comma" },
+		{ "{\"sweep\":{\"experiment.seed\":[]}}",
+		  "config JSON: [sweep] experiment.seed: '': empty value" },
+		{ "{\"sweep\":{\"model.foo\":[\"1\"]}}",
+		  "config JSON: [sweep] model.foo: unknown key 'model.foo' (a sweep line is section.key = v1, v2, ...)" },
+		{ "{\"variants\":[]}", "config JSON: [variants]: not an object" },
+		{ "{\"variants\":{\"a\":1}}", "config JSON: [variant a]: not an object" },
+		{ "{\"variants\":{\"a b\":{}}}",
+		  "config JSON: [variant a b]: 'a b' is not a variant name (1 to 63 letters, digits, '_', '-', '.' or '+')" },
+		{ "{\"variants\":{\"a\":{},\"a\":{}}}", "config JSON: [variant a]: variant 'a' given twice" },
+		{ "{\"variants\":{\"a\":{\"model.init\":1}}}",
+		  "config JSON: [variant a] model.init: expected a string" },
+		{ "{\"variants\":{\"a\":{\"model.init\":\"x\"}}}",
+		  "config JSON: [variant a] model.init: 'x' is not one of default, modified" },
+		{ "{\"variants\":{\"a\":{\"model.init\":\"default\",\"model.init\":\"modified\"}}}",
+		  "config JSON: [variant a] model.init: set twice" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		int rc = config_from_json(c, bad[i].json, err);
+		if (rc != -EINVAL || strcmp(err, bad[i].want) != 0)
+			fail_msg("%s: returned %d '%s', want '%s'", bad[i].json, rc, err, bad[i].want);
+	}
+	free(r1);
+	free(r2);
+	free(c);
+	free(d);
+}
+
+static void test_run_names(void **state)
+{
+	experiment_config *c = new_config();
+	char err[BYOL_ERR_LEN];
+	int n;
+	/* No sweep, or a sweep of one run: the experiment's name. */
+	expect_parse_ok(c, "[experiment]\nname = solo\n");
+	char *names = run_names(c, &n);
+	assert_int_equal(n, 1);
+	assert_string_equal(names, "solo");
+	free(names);
+	expect_parse_ok(c, "[experiment]\nname = solo\n[sweep]\nexperiment.seed = 4\n");
+	names = run_names(c, &n);
+	assert_string_equal(names, "solo");
+	free(names);
+	/* Axes of one value are left out; blanks in values become '_'. */
+	expect_parse_ok(c, "[experiment]\nname = e\n[sweep]\nmodel.init = modified\n"
+			   "augment.crop_scale = 0.08 1.0, 0.3  1\noptim.lr = 0.5, 1\n");
+	names = run_names(c, &n);
+	assert_int_equal(n, 4);
+	assert_string_equal(names + 0 * 128, "e/crop_scale=0.08_1.0,lr=0.5");
+	assert_string_equal(names + 3 * 128, "e/crop_scale=0.3_1,lr=1");
+	free(names);
+	/* Two axes with the same short key keep their sections. */
+	expect_parse_ok(c, "[experiment]\nname = e\n[sweep]\noptim.name = lars, sgd\n"
+			   "experiment.seed = 1, 2\n");
+	names = run_names(c, &n);
+	assert_string_equal(names + 1 * 128, "e/name=lars,seed=2");
+	free(names);
+	/* Values equal once blanks are folded: the index instead, for those. */
+	expect_parse_ok(c, "[experiment]\nname = e\n[sweep]\naugment.crop_scale = 0.3 1, 0.3  1, 0.5 1\n");
+	names = run_names(c, &n);
+	assert_string_equal(names + 0 * 128, "e/0");
+	assert_string_equal(names + 1 * 128, "e/1");
+	assert_string_equal(names + 2 * 128, "e/crop_scale=0.5_1");
+	free(names);
+	/* Long names are cut at 127 bytes on a character boundary; cut names that
+	 * collide fall back to the index, the others stay unique. */
+	char text[512];
+	char longname[200] = "";
+	for (int k = 0; k < 40; k++)
+		strcat(longname, "é");                  /* 2 bytes each: 80 bytes */
+	strcat(longname, "-0123456789-0123456789-0123");     /* 107 bytes */
+	snprintf(text, sizeof(text), "[experiment]\nname = %s\n[sweep]\n"
+		 "data.dir = /data/aaaaaaaaaa1, /data/aaaaaaaaaa2, /d\nexperiment.seed = 1, 2\n", longname);
+	expect_parse_ok(c, text);
+	names = run_names(c, &n);
+	assert_int_equal(n, 6);
+	for (int i = 0; i < n; i++) {
+		const char *nm = names + i * 128;
+		assert_true(strlen(nm) <= 127);
+		for (int j = 0; j < i; j++)
+			assert_string_not_equal(nm, names + j * 128);
+		/* a whole UTF-8 sequence at the end: no lone lead byte */
+		size_t len = strlen(nm);
+		assert_false(((unsigned char)nm[len - 1] & 0xC0) == 0xC0);
+	}
+	char want[160];
+	snprintf(want, sizeof(want), "%s/0", longname);
+	assert_string_equal(names + 0 * 128, want);
+	snprintf(want, sizeof(want), "%s/dir=/d,seed=2", longname);
+	assert_string_equal(names + 5 * 128, want);
+	free(names);
+	/* A name that is all multi-byte characters, cut between two of them. */
+	char wide[300] = "";
+	for (int k = 0; k < 70; k++)
+		strcat(wide, "é");
+	snprintf(text, sizeof(text), "[experiment]\nname = %s\n", wide);
+	expect_parse_ok(c, text);
+	names = run_names(c, &n);
+	assert_int_equal(strlen(names), 126);
+	free(names);
+	/* Bytes that are not UTF-8 (a run of continuation bytes) are cut where
+	 * they must be, never back to an empty name. */
+	char junk[256] = "v";
+	memset(junk + 1, 0x8e, 150);
+	snprintf(text, sizeof(text), "[experiment]\nname = %s\n", junk);
+	expect_parse_ok(c, text);
+	names = run_names(c, &n);
+	assert_true(strlen(names) >= 124 && strlen(names) <= 127);
+	free(names);
+	assert_int_equal(config_sweep_names(c, (char[16]){0}, 16, err), -EINVAL);
+	free(c);
+}
+
+/* The experiment files of experiments/: each parses, validates and expands
+ * into the runs it promises (run with the source tree as the working
+ * directory, as `make test` does). */
+static experiment_config *load_experiment(const char *path)
+{
+	experiment_config *c = new_config();
+	char err[BYOL_ERR_LEN];
+	if (config_parse_file(c, path, err) != 0)
+		fail_msg("%s (the test runs from the source tree): %s", path, err);
+	if (config_validate(c, err) != 0)
+		fail_msg("%s: %s", path, err);
+	return c;
+}
+
+static void test_experiment_files(void **state)
+{
+	static const char *const bn_variants[] = {
+		"bn_both", "projector_only", "predictor_only", "encoder_only", "none", "layernorm",
+		"gn_ws", "none_modified_init", "simclr_none",
+	};
+	/* encoder, projector, predictor norms; init; method */
+	static const int bn_want[9][5] = {
+		{ NORM_BN, NORM_BN, NORM_BN, INIT_DEFAULT, METHOD_BYOL },
+		{ NORM_BN, NORM_BN, NORM_NONE, INIT_DEFAULT, METHOD_BYOL },
+		{ NORM_BN, NORM_NONE, NORM_BN, INIT_DEFAULT, METHOD_BYOL },
+		{ NORM_BN, NORM_NONE, NORM_NONE, INIT_DEFAULT, METHOD_BYOL },
+		{ NORM_NONE, NORM_NONE, NORM_NONE, INIT_DEFAULT, METHOD_BYOL },
+		{ NORM_LN, NORM_LN, NORM_LN, INIT_DEFAULT, METHOD_BYOL },
+		{ NORM_GN_WS, NORM_GN_WS, NORM_GN_WS, INIT_DEFAULT, METHOD_BYOL },
+		{ NORM_NONE, NORM_NONE, NORM_NONE, INIT_MODIFIED, METHOD_BYOL },
+		{ NORM_NONE, NORM_NONE, NORM_NONE, INIT_DEFAULT, METHOD_SIMCLR },
+	};
+	experiment_config *c = load_experiment("experiments/bn-ablation.ini"), *run = new_config();
+	char err[BYOL_ERR_LEN], want[128];
+	int n;
+	char *names = run_names(c, &n);
+	assert_int_equal(n, 27);
+	for (int i = 0; i < n; i++) {
+		int v = i / 3;
+		assert_int_equal(config_sweep_get(c, i, run, err), 0);
+		snprintf(want, sizeof(want), "bn-ablation/variant=%s,seed=%d", bn_variants[v], i % 3 + 1);
+		assert_string_equal(names + i * 128, want);
+		assert_string_equal(run->variant, bn_variants[v]);
+		assert_int_equal(run->seed, i % 3 + 1);
+		if ((int)run->encoder_norm != bn_want[v][0] || (int)run->projector_norm != bn_want[v][1] ||
+		    (int)run->predictor_norm != bn_want[v][2] || (int)run->init != bn_want[v][3] ||
+		    (int)run->method != bn_want[v][4])
+			fail_msg("%s: norms %d %d %d, init %d, method %d", want, run->encoder_norm,
+				 run->projector_norm, run->predictor_norm, run->init, run->method);
+		/* one budget for all */
+		assert_int_equal(run->train_limit, c->train_limit);
+		assert_int_equal(run->epochs, c->epochs);
+		assert_int_equal(run->batch_size, 256);
+		assert_int_equal(run->shard_size, 64);
+	}
+	free(names);
+	free(c);
+
+	static const struct {
+		const char *name;
+		int batch, shard;
+	} bs[] = {
+		{ "b64", 64, 64 }, { "b128", 128, 64 }, { "b256_s64", 256, 64 }, { "b512", 512, 64 },
+		{ "b1024", 1024, 64 }, { "s16", 256, 16 }, { "s32", 256, 32 }, { "s128", 256, 128 },
+		{ "s256", 256, 256 },
+	};
+	c = load_experiment("experiments/batch-size.ini");
+	names = run_names(c, &n);
+	assert_int_equal(n, 27);
+	for (int i = 0; i < n; i++) {
+		int v = i / 3;
+		assert_int_equal(config_sweep_get(c, i, run, err), 0);
+		snprintf(want, sizeof(want), "batch-size/variant=%s,seed=%d", bs[v].name, i % 3 + 1);
+		assert_string_equal(names + i * 128, want);
+		assert_int_equal(run->batch_size, bs[v].batch);
+		assert_int_equal(run->shard_size, bs[v].shard);
+		/* one of the two is always held at its base value */
+		assert_true(run->batch_size == 256 || run->shard_size == 64);
+		assert_int_equal(run->encoder_norm, NORM_BN);
+		assert_int_equal(run->epochs, c->epochs);
+	}
+	free(names);
+	free(run);
+	free(c);
+}
+
 static void test_help(void **state)
 {
 	char *buf = NULL;
@@ -702,7 +1182,8 @@ static void test_help(void **state)
 	fclose(f);
 	/* Every key of the canonical JSON is documented. */
 	static const char *const keys[] = {
-		"experiment.name ", "experiment.method ", "experiment.seed ", "data.dir ",
+		"experiment.name ", "experiment.method ", "experiment.seed ", "experiment.variant ",
+		"data.dir ",
 		"data.train_limit ", "data.batch_size ", "data.shard_size ", "augment.crop_scale ",
 		"augment.crop_ratio ", "augment.flip ", "augment.jitter ", "augment.blur ",
 		"augment.solarize ", "model.encoder ", "model.encoder_widths ", "model.cnn_strides ",
@@ -738,6 +1219,11 @@ int main(void)
 		cmocka_unit_test(test_hash),
 		cmocka_unit_test(test_validate),
 		cmocka_unit_test(test_sweep),
+		cmocka_unit_test(test_variants),
+		cmocka_unit_test(test_variant_errors),
+		cmocka_unit_test(test_variant_json),
+		cmocka_unit_test(test_run_names),
+		cmocka_unit_test(test_experiment_files),
 		cmocka_unit_test(test_help),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

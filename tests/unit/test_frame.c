@@ -343,6 +343,44 @@ static void test_garbage(void **state)
 	frame_arena_free(&a);
 }
 
+/* Field number 0 does not exist; protobuf-c refuses it in a one-byte tag but
+ * unpacks an overlong one (0x82 0x00) as an unknown field, which then packs as
+ * 0x02, which it refuses: such a frame is malformed, at any depth. */
+static void test_field_zero(void **state)
+{
+	(void)state;
+	frame_arena a;
+	frame_arena_init(&a);
+	Byol__Envelope *e;
+	char err[BYOL_ERR_LEN];
+	const uint8_t in_heartbeat[] = { 0x2a, 0x03, 0x82, 0x00, 0x00 };
+	const uint8_t in_envelope[] = { 0x82, 0x00, 0x00, 0x2a, 0x00 };
+	const uint8_t in_node[] = { 0x6a, 0x05, 0x1a, 0x03, 0x82, 0x00, 0x00 };
+	const uint8_t *bad[] = { in_heartbeat, in_envelope, in_node };
+	const size_t bad_len[] = { sizeof(in_heartbeat), sizeof(in_envelope), sizeof(in_node) };
+	for (int i = 0; i < 3; i++) {
+		e = (Byol__Envelope *)1;
+		assert_int_equal(frame_decode(&a, bad[i], bad_len[i], &e, err), -EBADMSG);
+		assert_null(e);
+		assert_non_null(strstr(err, "field numbered 0"));
+	}
+	/* the same places without the bad field decode */
+	assert_int_equal(frame_decode(&a, (const uint8_t[]){ 0x2a, 0x00 }, 2, &e, err), 0);
+	assert_int_equal(frame_decode(&a, (const uint8_t[]){ 0x6a, 0x02, 0x1a, 0x00 }, 4, &e,
+				      err), 0);
+	assert_int_equal(e->shard_assign->n_node, 1);
+	/* an unknown field of another number is kept, and packs back to the same */
+	const uint8_t newer[] = { 0x2a, 0x03, 0x98, 0x06, 0x01 };
+	assert_int_equal(frame_decode(&a, newer, sizeof(newer), &e, err), 0);
+	uint8_t *buf;
+	size_t len;
+	assert_int_equal(frame_encode(e, &buf, &len, err), 0);
+	assert_int_equal(len, FRAME_HEADER + sizeof(newer));
+	assert_memory_equal(buf + FRAME_HEADER, newer, sizeof(newer));
+	free(buf);
+	frame_arena_free(&a);
+}
+
 static void test_truncated_at_eof(void **state)
 {
 	(void)state;
@@ -698,6 +736,7 @@ int main(void)
 		cmocka_unit_test(test_oversized_refused_before_alloc),
 		cmocka_unit_test(test_zero_length),
 		cmocka_unit_test(test_garbage),
+		cmocka_unit_test(test_field_zero),
 		cmocka_unit_test(test_truncated_at_eof),
 		cmocka_unit_test(test_callback_error_is_sticky),
 		cmocka_unit_test(test_buffer_reuse),

@@ -148,6 +148,8 @@ static void test_log_ticks(void **state)
 	/* a constant positive value */
 	assert_int_equal(svg_axis_log(&a, 5, 5), 0);
 	assert_true(a.lo <= 5 && a.hi > 5);
+	assert_int_equal(svg_axis_log(&a, 10, 10), 0);
+	assert_true(a.lo <= 10 && a.hi > 10 && a.n_ticks >= 2);
 }
 
 static void test_scaling(void **state)
@@ -348,6 +350,39 @@ static void test_no_data_and_log(void **state)
 	free(svg);
 }
 
+/* The x of the legend's box. */
+static double legend_x(const char *svg)
+{
+	const char *p = strstr(svg, "class=\"legend\"");
+	assert_non_null(p);
+	p = strstr(p, "<rect x=\"");
+	assert_non_null(p);
+	return strtod(p + strlen("<rect x=\""), NULL);
+}
+
+static void test_legend_avoids_the_data(void **state)
+{
+	(void)state;
+	double x[21], up[21], down[21];
+	for (int i = 0; i <= 20; i++) {
+		x[i] = i;
+		up[i] = i;
+		down[i] = 20 - i;
+	}
+	svg_chart c = {0};
+	int rc;
+	svg_series falling = {"falling", x, down, 21};
+	char *svg = render(&c, &falling, 1, &rc);
+	assert_int_equal(rc, 0);
+	assert_true(legend_x(svg) > 400);       /* top right is empty */
+	free(svg);
+	svg_series rising = {"rising", x, up, 21};
+	svg = render(&c, &rising, 1, &rc);
+	assert_int_equal(rc, 0);
+	assert_true(legend_x(svg) < 400);       /* top right holds the end of the line */
+	free(svg);
+}
+
 static void test_errors(void **state)
 {
 	(void)state;
@@ -400,6 +435,7 @@ int main(void)
 		cmocka_unit_test(test_gaps),
 		cmocka_unit_test(test_single_point_and_constant),
 		cmocka_unit_test(test_no_data_and_log),
+		cmocka_unit_test(test_legend_avoids_the_data),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_write_file),
 	};
