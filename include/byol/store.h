@@ -90,7 +90,7 @@ struct sqlite3 *store_sqlite(store *s);
 
 /* One run of a new experiment, in sweep order (sweep_index = array index). */
 typedef struct {
-	const char *name;         /* "byol-fmnist/2", < STORE_NAME_LEN bytes */
+	const char *name;         /* "bn-ablation/variant=none,seed=2", < STORE_NAME_LEN bytes */
 	const char *config_json;  /* the run's canonical config (a JSON object) */
 	const char *config_hash;  /* config_hash() of it: 16 hex digits */
 	uint64_t seed;            /* <= INT64_MAX */
