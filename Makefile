@@ -92,6 +92,7 @@ DAEMON_SRCS := \
 	daemon/history.c \
 	daemon/history_keys.c \
 	daemon/store.c \
+	daemon/store_runs.c \
 	daemon/store_log.c
 WORKER_SRCS := \
 	worker/main.c \
@@ -157,11 +158,11 @@ T_pool        := $(call o,error pool)
 T_model       := $(BUILD)/libbyol.a
 T_step        := $(BUILD)/libbyol.a
 T_checkpoint  := $(BUILD)/libbyol.a
-T_store       := $(call o,error) $(BUILD)/daemon/store.o $(BUILD)/daemon/store_log.o
+T_store       := $(call o,error) $(BUILD)/daemon/store.o $(BUILD)/daemon/store_runs.o $(BUILD)/daemon/store_log.o
 T_dconf       := $(call o,error inifile) $(BUILD)/daemon/dconf.o
 T_svg         := $(BUILD)/client/svg.o $(call o,error)
 T_history     := $(BUILD)/daemon/history.o $(BUILD)/daemon/history_keys.o \
-                 $(BUILD)/daemon/store.o $(BUILD)/daemon/store_log.o $(BUILD)/libbyol.a
+                 $(BUILD)/daemon/store.o $(BUILD)/daemon/store_runs.o $(BUILD)/daemon/store_log.o $(BUILD)/libbyol.a
 
 UNIT_TESTS := rng idx augment nn nn_norm loss optim eval config safetensors model step checkpoint pool \
               dconf history \
@@ -183,7 +184,7 @@ bench: $(BIN)/bench_train $(BIN)/bench_simworker $(BIN)/bench_history
 # the history engine and the client's RPC, against a store it fills (and byold)
 $(BIN)/bench_history: $(BUILD)/bench/bench_history.o $(BUILD)/daemon/history.o \
 		$(BUILD)/daemon/history_keys.o $(BUILD)/daemon/store.o \
-		$(BUILD)/daemon/store_log.o $(BUILD)/client/rpc.o $(BUILD)/libbyol.a
+		$(BUILD)/daemon/store_runs.o $(BUILD)/daemon/store_log.o $(BUILD)/client/rpc.o $(BUILD)/libbyol.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

@@ -63,6 +63,11 @@ void store_rollback(store *s);
 
 /* Copies text column col of st into dst (n bytes, truncated, "" for NULL). */
 void store_copy_col(char *dst, size_t n, sqlite3_stmt *st, int col);
+/* A malloc'd copy of text column col, NULL for SQL NULL; *oom set when out of
+ * memory. */
+char *store_dup_col(sqlite3_stmt *st, int col, int *oom);
+/* 1 when a run may move from status `from` to `to`. */
+int store_transition_ok(store_status from, store_status to);
 
 /* Steps st (bound by the caller) to its end, turning each row into an element
  * of el bytes with row() (0 or -ENOMEM) in a malloc'd array *out of *n. On
