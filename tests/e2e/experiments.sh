@@ -55,14 +55,14 @@ import json, sys
 T = sys.argv[1]
 want = {
     "bn-ablation": ["bn_both", "projector_only", "predictor_only", "encoder_only", "none",
-                    "layernorm", "gn_ws", "none_modified_init", "simclr_none"],
+                    "layernorm", "gn_ws", "none_modified_init", "simclr_none", "random_init"],
     "batch-size": ["b64", "b128", "b256_s64", "b512", "b1024", "s16", "s32", "s128", "s256"],
 }
 for exp, variants in want.items():
     sub = json.load(open("%s/%s.submit" % (T, exp)))
     runs = sorted(json.load(open("%s/%s.json" % (T, exp))), key=lambda r: r["run_id"])
     assert [r["run_id"] for r in runs] == sub["run_ids"], (sub, [r["run_id"] for r in runs])
-    assert len(runs) == 27, (exp, len(runs))
+    assert len(runs) == 3 * len(variants), (exp, len(runs))
     names = ["%s/variant=%s,seed=%d" % (exp, v, s) for v in variants for s in (1, 2, 3)]
     assert [r["name"] for r in runs] == names, (exp, [r["name"] for r in runs])
     for r, n in zip(runs, names):
@@ -81,6 +81,8 @@ for exp, variants in want.items():
         assert (e["encoder_norm"], e["projector_norm"], e["predictor_norm"]) == ("bn", "none", "none"), e
         i = by["bn-ablation/variant=none_modified_init,seed=3"]["model"]
         assert i["init"] == "modified" and i["encoder_norm"] == "none", i
+        z = by["bn-ablation/variant=random_init,seed=1"]
+        assert z["optim"]["lr"] == 0 and z["model"]["predictor_norm"] == "bn", z["optim"]
     else:
         d = by["batch-size/variant=s16,seed=1"]["data"]
         assert (d["batch_size"], d["shard_size"]) == (256, 16), d
@@ -96,12 +98,12 @@ db "SELECT config_json FROM experiments WHERE name = 'bn-ablation';" >"$T/exp.js
 import json, sys
 e = json.load(open(sys.argv[1]))
 assert e["sweep"]["experiment.seed"] == ["1", "2", "3"], e["sweep"]
-assert len(e["sweep"]["experiment.variant"]) == 9, e["sweep"]
+assert len(e["sweep"]["experiment.variant"]) == 10, e["sweep"]
 v = e["variants"]
-assert list(v)[0] == "projector_only" and len(v) == 8, list(v)
+assert list(v)[0] == "projector_only" and len(v) == 9, list(v)
 assert v["none_modified_init"]["model.init"] == "modified", v["none_modified_init"]
 assert v["simclr_none"] == {"experiment.method": "simclr", "model.encoder_norm": "none",
                             "model.projector_norm": "none", "model.predictor_norm": "none"}, v
 assert e["experiment"]["variant"] == "", e["experiment"]
 PY
-echo "ok: experiments/bn-ablation.ini and batch-size.ini: 27 runs each, named and configured as promised"
+echo "ok: experiments/bn-ablation.ini (30 runs) and batch-size.ini (27 runs), named and configured as promised"
