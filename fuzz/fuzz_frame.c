@@ -15,18 +15,20 @@
  *
  * The stream goes through three readers: one frame_reader_feed of all of it;
  * feeds of pseudo-random chunks (1 to 16 bytes mostly, sometimes up to 64 KiB;
- * up to 2 KiB with the large frames);
- * and frame_reader_prepare/commit with reads of pseudo-random sizes, as a
- * socket would give them. All three must deliver the stream's frames (each
- * one's bytes are compared with the stream's), the same ones, end with the
- * same code, and a dead reader must stay dead.
+ * up to 2 KiB with the large frames); and frame_reader_prepare/commit with
+ * reads of pseudo-random sizes, as a socket would give them. All three must
+ * deliver the stream's frames (each one's bytes are compared with the
+ * stream's), the same ones, end with the same code, and a dead reader must
+ * stay dead.
  *
  * Each frame is decoded with one arena reused across frames. A decoded
  * Envelope must have every `bytes` field 16-byte aligned; packed again with
  * frame_encode it must decode and pack to the same bytes; frame_pack into one
  * byte less must say -ENOSPC; for each bytes field of the message,
  * frame_pack_head plus the field's contents must be a frame that decodes to the
- * same message; a large bytes field must be adoptable (frame_arena_adopt).
+ * same message; a large tensor may be adopted (frame_arena_adopt) once, a
+ * small field never. Found this way: frames with a field numbered 0 (see
+ * fuzz/README.md).
  */
 #include <errno.h>
 #include <string.h>

@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -306,9 +305,8 @@ static int read_stream(int fd, const char *path, uint8_t **out, size_t *len, cha
 	return 0;
 }
 
-/* A regular file is mapped (no copy, no fresh memory: reading a 26 MB dataset
- * into a new buffer would cost more than inflating it; like any mapped file, it
- * must not be truncated while it loads); anything else is read. */
+/* The file is read into memory, not mapped: a mapped file truncated while it
+ * loads would kill the process (SIGBUS), and byold loads datasets too. */
 int idx_read(const char *path, uint8_t **data, int *ndim, int dims[4], char *err)
 {
 	*data = NULL;
@@ -318,29 +316,9 @@ int idx_read(const char *path, uint8_t **data, int *ndim, int dims[4], char *err
 		int e = errno;
 		return byol_err(err, -e, "%s: cannot open: %s", path, strerror(e));
 	}
-	struct stat st;
-	int rc;
-	if (fstat(fd, &st) < 0) {
-		int e = errno;
-		close(fd);
-		return byol_err(err, -e, "%s: %s", path, strerror(e));
-	}
-	if (S_ISREG(st.st_mode) && st.st_size > 0 && (uint64_t)st.st_size <= SIZE_MAX) {
-		size_t len = (size_t)st.st_size;
-		void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-		close(fd);
-		if (map == MAP_FAILED) {
-			int e = errno;
-			return byol_err(err, -e, "%s: cannot map: %s", path, strerror(e));
-		}
-		madvise(map, len, MADV_SEQUENTIAL);
-		rc = idx_parse(map, len, path, data, ndim, dims, err);
-		munmap(map, len);
-		return rc;
-	}
 	uint8_t *bytes = NULL;
 	size_t len = 0;
-	rc = read_stream(fd, path, &bytes, &len, err);
+	int rc = read_stream(fd, path, &bytes, &len, err);
 	close(fd);
 	if (rc < 0)
 		return rc;

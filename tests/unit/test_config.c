@@ -1104,10 +1104,10 @@ static void test_experiment_files(void **state)
 {
 	static const char *const bn_variants[] = {
 		"bn_both", "projector_only", "predictor_only", "encoder_only", "none", "layernorm",
-		"gn_ws", "none_modified_init", "simclr_none",
+		"gn_ws", "none_modified_init", "simclr_none", "random_init",
 	};
 	/* encoder, projector, predictor norms; init; method */
-	static const int bn_want[9][5] = {
+	static const int bn_want[10][5] = {
 		{ NORM_BN, NORM_BN, NORM_BN, INIT_DEFAULT, METHOD_BYOL },
 		{ NORM_BN, NORM_BN, NORM_NONE, INIT_DEFAULT, METHOD_BYOL },
 		{ NORM_BN, NORM_NONE, NORM_BN, INIT_DEFAULT, METHOD_BYOL },
@@ -1117,12 +1117,13 @@ static void test_experiment_files(void **state)
 		{ NORM_GN_WS, NORM_GN_WS, NORM_GN_WS, INIT_DEFAULT, METHOD_BYOL },
 		{ NORM_NONE, NORM_NONE, NORM_NONE, INIT_MODIFIED, METHOD_BYOL },
 		{ NORM_NONE, NORM_NONE, NORM_NONE, INIT_DEFAULT, METHOD_SIMCLR },
+		{ NORM_BN, NORM_BN, NORM_BN, INIT_DEFAULT, METHOD_BYOL },
 	};
 	experiment_config *c = load_experiment("experiments/bn-ablation.ini"), *run = new_config();
 	char err[BYOL_ERR_LEN], want[128];
 	int n;
 	char *names = run_names(c, &n);
-	assert_int_equal(n, 27);
+	assert_int_equal(n, 30);
 	for (int i = 0; i < n; i++) {
 		int v = i / 3;
 		assert_int_equal(config_sweep_get(c, i, run, err), 0);
@@ -1135,7 +1136,8 @@ static void test_experiment_files(void **state)
 		    (int)run->method != bn_want[v][4])
 			fail_msg("%s: norms %d %d %d, init %d, method %d", want, run->encoder_norm,
 				 run->projector_norm, run->predictor_norm, run->init, run->method);
-		/* one budget for all */
+		/* one budget for all; the random encoder never moves */
+		assert_true(strcmp(run->variant, "random_init") == 0 ? run->lr == 0 : run->lr == c->lr);
 		assert_int_equal(run->train_limit, c->train_limit);
 		assert_int_equal(run->epochs, c->epochs);
 		assert_int_equal(run->batch_size, 256);
