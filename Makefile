@@ -68,7 +68,7 @@ WIRE_SRCS := \
 	lib/auth.c
 WIRE_OBJS := $(WIRE_SRCS:%.c=$(BUILD)/%.o) $(PROTO_OBJ)
 
-$(BUILD)/proto/byol.pb-c.c $(BUILD)/proto/byol.pb-c.h: proto/byol.proto
+$(BUILD)/proto/byol.pb-c.c $(BUILD)/proto/byol.pb-c.h &: proto/byol.proto
 	@mkdir -p $(BUILD)/proto
 	protoc-c --c_out=$(BUILD) proto/byol.proto
 
