@@ -348,8 +348,10 @@ int svg_write(FILE *f, const svg_chart *c, const svg_series *s, int ns, char *er
 	return 0;
 }
 
-int svg_write_file(const char *path, const svg_chart *c, const svg_series *s, int ns,
-		   char *err)
+/* Writes through emit(f, ctx) into PATH.tmp, then renames it over path; on
+ * any failure the temp file is removed and path is left as it was. */
+static int write_atomically(const char *path, int (*emit)(FILE *f, const void *ctx, char *why),
+			    const void *ctx, char *err)
 {
 	char tmp[4096], why[BYOL_ERR_LEN];
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
@@ -357,7 +359,7 @@ int svg_write_file(const char *path, const svg_chart *c, const svg_series *s, in
 	FILE *f = fopen(tmp, "w");
 	if (!f)
 		return byol_err(err, -errno, "%s: %s", tmp, strerror(errno));
-	int rc = svg_write(f, c, s, ns, why);
+	int rc = emit(f, ctx, why);
 	if (fclose(f) != 0 && rc == 0)
 		rc = byol_err(why, -EIO, "%s", strerror(errno));
 	if (rc == 0 && rename(tmp, path) < 0)
@@ -367,6 +369,25 @@ int svg_write_file(const char *path, const svg_chart *c, const svg_series *s, in
 		return byol_err(err, rc, "%s: %s", path, why);
 	}
 	return 0;
+}
+
+typedef struct {
+	const svg_chart *c;
+	const svg_series *s;
+	int n;
+} lines_args;
+
+static int write_lines(FILE *f, const void *ctx, char *why)
+{
+	const lines_args *x = ctx;
+	return svg_write(f, x->c, x->s, x->n, why);
+}
+
+int svg_write_file(const char *path, const svg_chart *c, const svg_series *s, int ns,
+		   char *err)
+{
+	lines_args x = { c, s, ns };
+	return write_atomically(path, write_lines, &x, err);
 }
 
 /* ---- dot charts of groups (svg_write_groups) ---- */
@@ -511,23 +532,21 @@ int svg_write_groups(FILE *f, const svg_chart *c, const svg_group *g, int ng, ch
 	return 0;
 }
 
+typedef struct {
+	const svg_chart *c;
+	const svg_group *g;
+	int n;
+} groups_args;
+
+static int write_groups(FILE *f, const void *ctx, char *why)
+{
+	const groups_args *x = ctx;
+	return svg_write_groups(f, x->c, x->g, x->n, why);
+}
+
 int svg_write_groups_file(const char *path, const svg_chart *c, const svg_group *g, int ng,
 			  char *err)
 {
-	char tmp[4096], why[BYOL_ERR_LEN];
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
-		return byol_err(err, -ENAMETOOLONG, "%s: path too long", path);
-	FILE *f = fopen(tmp, "w");
-	if (!f)
-		return byol_err(err, -errno, "%s: %s", tmp, strerror(errno));
-	int rc = svg_write_groups(f, c, g, ng, why);
-	if (fclose(f) != 0 && rc == 0)
-		rc = byol_err(why, -EIO, "%s", strerror(errno));
-	if (rc == 0 && rename(tmp, path) < 0)
-		rc = byol_err(why, -errno, "cannot rename to %s: %s", path, strerror(errno));
-	if (rc < 0) {
-		unlink(tmp);
-		return byol_err(err, rc, "%s: %s", path, why);
-	}
-	return 0;
+	groups_args x = { c, g, ng };
+	return write_atomically(path, write_groups, &x, err);
 }
