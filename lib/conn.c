@@ -555,6 +555,7 @@ static int on_client_auth(conn *c, const Byol__ClientAuth *a)
 		return conn_close_error(c, rc, r);
 	c->state = ST_OPEN;
 	c->opened = 1;
+	frame_reader_set_max(&c->rd, c->cfg->c.max_frame);
 	uv_timer_stop(&c->timer);
 	if (k->c.on_open)
 		k->c.on_open(c);
@@ -623,6 +624,7 @@ static int on_auth_result(conn *c, const Byol__AuthResult *res)
 					"the server failed to prove it holds the token");
 	c->state = ST_OPEN;
 	c->opened = 1;
+	frame_reader_set_max(&c->rd, c->cfg->c.max_frame);
 	c->role = AUTH_ROLE_SERVER;
 	uv_timer_stop(&c->timer);
 	conn_connect_cb cb = c->connect_cb;

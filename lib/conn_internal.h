@@ -94,6 +94,13 @@ struct conn {
 
 /* Frees k's strings (the token wiped first) and zeroes k. */
 void conn_cfg_free(config_copy *k);
+/* The frame limit before the handshake has finished: the smaller of
+ * CONN_HANDSHAKE_MAX_FRAME and the config's max_frame. */
+static inline size_t conn_handshake_max(const conn_config *cfg)
+{
+	return cfg->max_frame && cfg->max_frame < CONN_HANDSHAKE_MAX_FRAME ? cfg->max_frame
+									   : CONN_HANDSHAKE_MAX_FRAME;
+}
 /* Frees s once its listener has closed and its last conn has gone. */
 void conn_server_maybe_free(conn_server *s);
 

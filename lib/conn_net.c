@@ -166,7 +166,7 @@ static void on_connection(uv_stream_t *ls, int status)
 	c->is_server = 1;
 	c->srv = s;
 	c->cfg = &s->cfg;
-	frame_reader_init(&c->rd, s->cfg.c.max_frame);
+	frame_reader_init(&c->rd, conn_handshake_max(&s->cfg.c));
 	c->next = s->conns;
 	if (s->conns)
 		s->conns->prev = c;
@@ -401,7 +401,7 @@ static conn *client_new(uv_loop_t *loop, int is_pipe, const char *peer,
 	}
 	c->own = k;
 	c->cfg = &c->own;
-	frame_reader_init(&c->rd, k.c.max_frame);
+	frame_reader_init(&c->rd, conn_handshake_max(&k.c));
 	c->state = ST_CONNECTING;
 	snprintf(c->peer, sizeof(c->peer), "%s%.120s", is_pipe ? "unix:" : "", peer);
 	uv_timer_start(&c->timer, conn_timer_cb, k.c.handshake_ms, 0);

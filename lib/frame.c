@@ -13,14 +13,22 @@
 
 /* ---- reader ------------------------------------------------------------- */
 
+static size_t clamp_max(size_t max_len)
+{
+	if (max_len == 0)
+		return FRAME_MAX_DEFAULT;
+	return max_len > FRAME_MAX_LIMIT ? FRAME_MAX_LIMIT : max_len;
+}
+
+void frame_reader_set_max(frame_reader *r, size_t max_len)
+{
+	r->max_len = clamp_max(max_len);
+}
+
 void frame_reader_init(frame_reader *r, size_t max_len)
 {
 	memset(r, 0, sizeof(*r));
-	if (max_len == 0)
-		max_len = FRAME_MAX_DEFAULT;
-	if (max_len > FRAME_MAX_LIMIT)
-		max_len = FRAME_MAX_LIMIT;
-	r->max_len = max_len;
+	r->max_len = clamp_max(max_len);
 	r->read_size = FRAME_READ_SIZE;
 }
 

@@ -66,6 +66,10 @@
 #define CONN_PROTOCOL 1                          /* ServerHello/ClientAuth.protocol */
 #define CONN_HIGH_WATER_DEFAULT ((size_t)32 << 20) /* 32 MiB */
 #define CONN_HANDSHAKE_MS_DEFAULT 10000
+/* Frames read before the handshake has finished are at most this long (the
+ * handshake's own messages are a few hundred bytes): an unauthenticated peer
+ * cannot make a conn reserve max_frame bytes with a 4-byte length. */
+#define CONN_HANDSHAKE_MAX_FRAME ((size_t)64 << 10)
 #define CONN_NAME_MAX 63                         /* ClientAuth.name */
 
 typedef struct conn conn;

@@ -100,6 +100,10 @@ typedef struct {
  * nothing; cannot fail. */
 void frame_reader_init(frame_reader *r, size_t max_len);
 
+/* Changes the limit (as frame_reader_init) for frames whose header has not been
+ * read yet; the frame in progress keeps the limit it was checked against. */
+void frame_reader_set_max(frame_reader *r, size_t max_len);
+
 /* Frees the reader's buffers and leaves it as frame_reader_init left it (with
  * the same maximum). Harmless on a zeroed or already freed reader. */
 void frame_reader_free(frame_reader *r);

@@ -689,6 +689,7 @@ typedef struct {
 	uv_tcp_t tcp;
 	uv_connect_t req;
 	const char *send;
+	size_t send_len;         /* 0: strlen(send) */
 	int eof;
 	size_t got;
 	char buf[4096];
@@ -725,9 +726,9 @@ static void raw_connected(uv_connect_t *req, int status)
 	assert_int_equal(status, 0);
 	uv_read_start((uv_stream_t *)&r->tcp, raw_alloc, raw_read);
 	if (r->send) {
-		uv_buf_t b = uv_buf_init((char *)r->send, (unsigned)strlen(r->send));
-		assert_int_equal(uv_try_write((uv_stream_t *)&r->tcp, &b, 1),
-				 (int)strlen(r->send));
+		size_t n = r->send_len ? r->send_len : strlen(r->send);
+		uv_buf_t b = uv_buf_init((char *)r->send, (unsigned)n);
+		assert_int_equal(uv_try_write((uv_stream_t *)&r->tcp, &b, 1), (int)n);
 	}
 }
 
@@ -744,7 +745,7 @@ static void raw_connect(raw_peer *r, int port, const char *send)
 
 static int bad_all_done(void)
 {
-	return W.clients_done >= bad_expected && raw_done >= 1;
+	return W.clients_done >= bad_expected && raw_done >= 2;
 }
 
 static void open_good(client *k)
@@ -766,6 +767,9 @@ static void test_bad_peers(void **state)
 	client wrong = {.label = "wrongtoken"};
 	client none = {.label = "notoken"};
 	raw_peer http = {0};
+	/* 16 MiB promised before any handshake: refused at the 4 bytes, nothing
+	 * reserved for it */
+	raw_peer early = {.send = "\x00\xff\xff\xff\x01\x02\x03\x04", .send_len = 8};
 	bad_expected = 6;
 	raw_done = 0;
 	W.expect_clients = 7;
@@ -778,6 +782,8 @@ static void test_bad_peers(void **state)
 		    "wrongtoken");
 	connect_tcp(&none, port, NULL, AUTH_ROLE_CLIENT, "notoken");
 	raw_connect(&http, port, "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
+	raw_connect(&early, port, early.send);
+	early.send_len = 8;
 	world_run();
 
 	/* every bad peer was closed, each with its own logged reason */
@@ -788,7 +794,9 @@ static void test_bad_peers(void **state)
 				"bytes"), 1);
 	assert_int_equal(logged("reauth", "unexpected client_auth after the handshake"), 1);
 	assert_int_equal(logged("wrongtoken", "authentication failed: wrong token"), 1);
-	assert_int_equal(logged("frame length 1195725856 exceeds the limit", NULL), 1);
+	assert_int_equal(logged("frame length 1195725856 exceeds the limit 65536", NULL), 1);
+	assert_int_equal(logged("frame length 16777215 exceeds the limit 65536", NULL), 1);
+	assert_true(early.eof);
 	/* the peer without a token said why it gave up */
 	assert_int_equal(logged("peer error during the handshake: the server requires a "
 				"token", NULL), 1);
@@ -821,7 +829,7 @@ static void test_bad_peers(void **state)
 	assert_int_equal(good.errors, 0);
 	assert_int_equal(good.close_code, 0);
 	assert_int_equal(server_closed("good")->code, 0);
-	assert_int_equal(W.nlogs, 7);
+	assert_int_equal(W.nlogs, 8);
 }
 
 /* ---- back-pressure ---- */
