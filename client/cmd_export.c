@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,31 @@ typedef struct {
 	crypto_hash_sha256_state hs;
 	char sha_hex[65];
 } sink;
+
+/* The temp file while it exists, for a SIGINT/SIGTERM/SIGHUP that ends the
+ * download: removed, then the signal does what it would have done. */
+static char pending_tmp[PATH_MAX];
+
+static void on_fatal_signal(int sig)
+{
+	if (pending_tmp[0])
+		unlink(pending_tmp);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void remove_on_signals(const char *tmp)
+{
+	snprintf(pending_tmp, sizeof(pending_tmp), "%s", tmp);
+	signal(SIGINT, on_fatal_signal);
+	signal(SIGTERM, on_fatal_signal);
+	signal(SIGHUP, on_fatal_signal);
+}
+
+static void keep_after_signals(void)
+{
+	pending_tmp[0] = '\0';
+}
 
 static int sink_open(sink *s, const char *path, char *err)
 {
@@ -78,6 +104,7 @@ static int sink_add(sink *s, const Byol__ExportChunk *ch, char *err)
 	if (s->fd < 0) {
 		s->total = ch->total_bytes;
 		s->step = ch->step;
+		remove_on_signals(s->tmp);
 		s->fd = open(s->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 		if (s->fd < 0)
 			return byol_err(err, -errno, "%s: %s", s->tmp, strerror(errno));
@@ -300,6 +327,7 @@ static int export_main(const target *t, int argc, char **argv)
 		byol_err(err, -errno, "cannot rename %s to %s: %s", s.tmp, out, strerror(errno));
 		goto fail;
 	}
+	keep_after_signals();
 	sync_dir(out);
 	print_result(json, &s, q.run_id, what, tensors);
 	return EX_OK;

@@ -138,7 +138,7 @@ def stream(kind, body):
         return [chunk(0, a, n), chunk(500, b, n + 1, True, sha)]
     if kind == "error":
         return [chunk(0, a, n), frame(4, f_varint(1, 5) + f_bytes(2, "disk on fire"))]
-    if kind == "eof":
+    if kind in ("eof", "stall"):
         return [chunk(0, a, n)]
     if kind == "junk":
         junk = b"not safetensors at all" * 10
@@ -178,7 +178,7 @@ for kind in sys.argv[2:]:
             pass
     c.close()
 PY
-E2E_DIR=$E2E_DIR "$PY" "$T/fakeexport.py" "$T/fake.port" offset hash short past total error eof junk \
+E2E_DIR=$E2E_DIR "$PY" "$T/fakeexport.py" "$T/fake.port" offset hash short past total error eof junk stall \
 	>"$T/fake.log" 2>&1 &
 FAKE=$!
 PIDS="$PIDS $FAKE"
@@ -207,6 +207,19 @@ check_tampered total "describes another file"
 check_tampered error "disk on fire"
 check_tampered eof "lost the connection" 3
 check_tampered junk "not valid safetensors"
+# Ctrl-C in the middle of a download: the temp file goes with it
+timeout 30 "$BYOLCTL" --coordinator "$FAKEADDR" export 1 --what all \
+	-o "$T/kept.safetensors" >"$T/t.out" 2>"$T/t.err" &
+EXP=$!
+i=0
+until [ -e "$T/kept.safetensors.tmp" ]; do
+	i=$((i + 1)); [ $i -lt 100 ] || fail "the stalled export made no temp file"; sleep 0.1
+done
+kill -INT "$EXP"
+rc=0; wait "$EXP" || rc=$?
+[ $rc = 130 ] || fail "export after SIGINT: exit $rc, expected 130 (killed by SIGINT)"
+[ ! -e "$T/kept.safetensors.tmp" ] || fail "SIGINT left kept.safetensors.tmp"
+[ "$(cat "$T/kept.safetensors")" = "keep me" ] || fail "SIGINT changed the existing file"
 wait "$FAKE" || fail "the scripted daemon failed: $(cat "$T/fake.log")"
 
 # ---- plot ------------------------------------------------------------------------
