@@ -63,8 +63,15 @@ void worker_flush(byold *d, worker *w)
 	if (w->unflushed <= 0 || !w->run_id)
 		return;
 	char err[BYOL_ERR_LEN];
-	if (store_worker_served(d->db, w->name, w->run_id, w->unflushed, err) < 0)
-		dlog(DLOG_WARN, "store: worker %s: %s", w->name, err);
+	/* the worker's own row is missing when it joined while the store could
+	 * not be written (a full disk): add it, then count again */
+	if (store_worker_served(d->db, w->name, w->run_id, w->unflushed, err) < 0 &&
+	    (store_worker_seen(d->db, w->name, w->host, w->threads, err) < 0 ||
+	     store_worker_served(d->db, w->name, w->run_id, w->unflushed, err) < 0)) {
+		dlog(DLOG_WARN, "store: worker %s: %s (the count is kept for the next try)",
+		     w->name, err);
+		return;
+	}
 	w->unflushed = 0;
 }
 

@@ -179,6 +179,11 @@ cmp "$C2" "$T/ref.safetensors" || fail "run $RUN2: the final checkpoint differs 
 checkpoints_whole "$RUN2" >/dev/null
 no_temp_files
 [ "$(db 'PRAGMA integrity_check;')" = ok ] || fail "the store fails its integrity check"
+# w2 joined while nothing could be written: its row and its shards are there now
+[ "$(db "SELECT count(*) FROM workers WHERE name = 'w2';")" = 1 ] ||
+	fail "worker w2, which joined with the disk full, has no workers row"
+n=$(db "SELECT shards FROM run_workers WHERE run_id = $RUN2 AND worker = 'w2';")
+[ "${n:-0}" -gt 0 ] || fail "run $RUN2: the shards of w2 were not recorded"
 echo "2: the metrics row of step 0 waited for the store; 16 rows, reference bytes"
 
 # ---- 3. SIGTERM while the run waits for the store ----
