@@ -172,10 +172,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (cfg.n_sweep)
-		fprintf(stderr, "byol-worker: %s has a [sweep] of %d runs; --local runs the base "
-				"config only (submit it to byold to run the sweep)\n",
+		fprintf(stderr, "byol-worker: %s has a [sweep] of %d runs; --local runs the first "
+				"(submit it to byold to run the sweep)\n",
 			local, config_sweep_count(&cfg));
-	else if (config_sweep_get(&cfg, 0, &cfg, err) < 0) {      /* applies experiment.variant */
+	/* the first combination: the variant and the first value of every axis */
+	if (config_sweep_get(&cfg, 0, &cfg, err) < 0) {
 		fprintf(stderr, "byol-worker: %s: %s\n", local, err);
 		return 1;
 	}

@@ -106,4 +106,18 @@ assert v["simclr_none"] == {"experiment.method": "simclr", "model.encoder_norm":
                             "model.projector_norm": "none", "model.predictor_norm": "none"}, v
 assert e["experiment"]["variant"] == "", e["experiment"]
 PY
+# byol-worker --local with a variant picked by --set: that variant's keys apply
+# (the seed axis left in the file: its first value)
+timeout 60 "$WORKER" --local "$EXP/bn-ablation.ini" --set experiment.variant=none \
+	--set data.train_limit=256 --set optim.epochs=1 --set optim.warmup_epochs=0 \
+	--set eval.probe=false --quiet --checkpoint "$T/v.safetensors" >"$T/v.json" 2>"$T/v.err" ||
+	fail "--local with a variant: $(cat "$T/v.err")"
+"$PY" - "$T/v.safetensors" <<'PY' || fail "--local did not apply the variant 'none'"
+import json, struct, sys
+b = open(sys.argv[1], "rb").read()
+h = json.loads(b[8:8 + struct.unpack("<Q", b[:8])[0]])
+c = json.loads(h["__metadata__"]["config"])
+assert c["experiment"]["variant"] == "none" and c["experiment"]["seed"] == 1, c["experiment"]
+assert [c["model"][k] for k in ("encoder_norm", "projector_norm", "predictor_norm")] == ["none"] * 3, c["model"]
+PY
 echo "ok: experiments/bn-ablation.ini (30 runs) and batch-size.ini (27 runs), named and configured as promised"
