@@ -7,6 +7,8 @@
 #   make WERROR=1        warnings are errors (CI)
 #   make bench           build the benchmarks
 
+.DEFAULT_GOAL := all
+
 CC      ?= cc
 BUILD   := build
 BIN     := bin
