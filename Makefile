@@ -93,6 +93,7 @@ DAEMON_SRCS := \
 	daemon/export.c \
 	daemon/history.c \
 	daemon/history_keys.c \
+	daemon/history_run.c \
 	daemon/store.c \
 	daemon/store_runs.c \
 	daemon/store_log.c
@@ -163,7 +164,7 @@ T_checkpoint  := $(BUILD)/libbyol.a
 T_store       := $(call o,error) $(BUILD)/daemon/store.o $(BUILD)/daemon/store_runs.o $(BUILD)/daemon/store_log.o
 T_dconf       := $(call o,error inifile) $(BUILD)/daemon/dconf.o
 T_svg         := $(BUILD)/client/svg.o $(call o,error)
-T_history     := $(BUILD)/daemon/history.o $(BUILD)/daemon/history_keys.o \
+T_history     := $(BUILD)/daemon/history.o $(BUILD)/daemon/history_keys.o $(BUILD)/daemon/history_run.o \
                  $(BUILD)/daemon/store.o $(BUILD)/daemon/store_runs.o $(BUILD)/daemon/store_log.o $(BUILD)/libbyol.a
 
 UNIT_TESTS := rng idx augment nn nn_norm loss optim eval config safetensors model step checkpoint pool \
@@ -185,7 +186,7 @@ bench: $(BIN)/bench_train $(BIN)/bench_simworker $(BIN)/bench_history
 
 # the history engine and the client's RPC, against a store it fills (and byold)
 $(BIN)/bench_history: $(BUILD)/bench/bench_history.o $(BUILD)/daemon/history.o \
-		$(BUILD)/daemon/history_keys.o $(BUILD)/daemon/store.o \
+		$(BUILD)/daemon/history_keys.o $(BUILD)/daemon/history_run.o $(BUILD)/daemon/store.o \
 		$(BUILD)/daemon/store_runs.o $(BUILD)/daemon/store_log.o $(BUILD)/client/rpc.o $(BUILD)/libbyol.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -391,6 +391,9 @@ static void save_done(uv_work_t *req, int status)
 	why[0] = '\0';
 	if (r->ckpt_rc < 0) {
 		snprintf(why, sizeof(why), "%s", r->ckpt_err);
+		/* renamed, then the directory's fsync failed: in place but unrecorded */
+		if (access(r->ckpt_tmp, F_OK) == 0)
+			discard_unrecorded(d, r, r->ckpt_tmp, why, sizeof(why));
 	} else if (store_checkpoint_add(d->db, r->id, r->ckpt_saving, r->ckpt_tmp, r->ckpt_sha,
 					r->ckpt_bytes, err) < 0) {
 		snprintf(why, sizeof(why), "%s written but not recorded: %s", r->ckpt_tmp, err);

@@ -1,17 +1,46 @@
 /*
  * history_internal.h — what daemon/history.c (where strings compiled into one
- * parameterised statement, and running it) and daemon/history_keys.c (the keys
- * a term may name, and how their values read) share. Private to those two
- * files; the contract is the history section of byold.h.
+ * parameterised statement), daemon/history_run.c (running it) and
+ * daemon/history_keys.c (the keys a term may name, and how their values read)
+ * share. Private to those files; the contract is the history section of
+ * byold.h.
  */
 #ifndef BYOLD_HISTORY_INTERNAL_H
 #define BYOLD_HISTORY_INTERNAL_H
 
 #include <stdint.h>
 
+#include "byold.h"
+
 #define KEY_LEN 96
 #define VALUE_LEN 1024
 #define WHY_LEN 320             /* a reason, without the where string around it */
+
+/* ---- a compiled statement (history.c builds it, history_run.c runs it) ---- */
+
+typedef struct {
+	int type;                       /* SQLITE_INTEGER, SQLITE_FLOAT, SQLITE_TEXT */
+	int64_t i;
+	double f;
+	char *text;
+} bind_value;
+
+/* A compiled term, kept aside to be placed by its cost (see term_cost). */
+typedef struct {
+	char *sql;                      /* " AND (...)" */
+	int cost;
+} term_sql;
+
+struct history_query {
+	char *sql;
+	size_t len, cap;
+	bind_value *binds;
+	int n_binds, cap_binds;
+	term_sql terms[HISTORY_MAX_TERMS];
+	int n_terms;
+	int join_experiments;           /* a term or the order reads e.name */
+	int oom;
+};
 
 typedef enum {
 	K_INT,          /* an integer column: numbers */
