@@ -15,6 +15,8 @@
 #include "rpc.h"
 
 #define CLI_DEFAULT_SOCKET "/var/lib/byold/byold.sock"
+/* where deploy/systemd/byold.socket puts the socket (tried first) */
+#define CLI_ACTIVATED_SOCKET "/run/byold.sock"
 #define CLI_DEFAULT_TCP "127.0.0.1:7070"
 #define CLI_CALL_TIMEOUT_MS 30000
 

@@ -45,7 +45,8 @@ static void usage(FILE *f)
 	fprintf(f, "\n`byolctl COMMAND --help` describes a command.\n"
 		   "The daemon, first found: --coordinator or --socket; $BYOLD_COORDINATOR or\n"
 		   "$BYOLD_SOCKET; the config file's coordinator= or socket=; "
-		   CLI_DEFAULT_SOCKET "\nwhen it exists; TCP " CLI_DEFAULT_TCP ".\n"
+		   CLI_ACTIVATED_SOCKET "\n(byold.socket) or " CLI_DEFAULT_SOCKET " when it exists; TCP "
+		   CLI_DEFAULT_TCP ".\n"
 		   "Token: --token-file, else $BYOLD_TOKEN_FILE, else the config file's token_file=.\n"
 		   "Config file: $BYOLCTL_CONFIG, else ~/.config/byold/byolctl.conf when it exists\n"
 		   "(INI: coordinator = HOST:PORT, socket = PATH, token_file = FILE; relative\n"
@@ -221,6 +222,8 @@ int main(int argc, char **argv)
 			t.tcp = cf.coordinator;
 		else if (cf.socket[0])
 			t.sock = cf.socket;
+		else if (stat(CLI_ACTIVATED_SOCKET, &sb) == 0)
+			t.sock = CLI_ACTIVATED_SOCKET;
 		else if (stat(CLI_DEFAULT_SOCKET, &sb) == 0)
 			t.sock = CLI_DEFAULT_SOCKET;
 		else

@@ -26,7 +26,8 @@ static void usage(FILE *f)
 		"The byold coordinator: keeps experiments and runs in STATE_DIR/byold.db,\n"
 		"hands shards to byol-worker processes, applies their gradients, checkpoints\n"
 		"to STATE_DIR/runs/<id>/, and answers byolctl. Stops at a step boundary on\n"
-		"SIGTERM or SIGINT.\n"
+		"SIGTERM or SIGINT. Listening sockets passed by systemd (socket activation,\n"
+		"byold.socket) replace --socket (a Unix one) and --listen (a TCP one).\n"
 		"\n"
 		"  --config FILE      daemon configuration (INI, section [byold])\n"
 		"  --state-dir DIR    state directory (key state_dir)\n"
@@ -215,6 +216,39 @@ static void token_from_credentials(dconf *c)
 	memcpy(c->token_file, path, sizeof(path));
 }
 
+/* Socket activation: the listening sockets systemd passes (byold.socket) take
+ * the place of the ones the config names — a Unix socket that of `socket`, a
+ * TCP one that of `listen`. At most one of each. */
+static int listen_from_systemd(byold *d, const conn_config *cc, char *err)
+{
+	int n = sd_listen_fds(1);
+	if (n < 0)
+		return byol_err(err, n, "the sockets from systemd: %s", strerror(-n));
+	for (int fd = SD_LISTEN_FDS_START; fd < SD_LISTEN_FDS_START + n; fd++) {
+		conn_server *s;
+		int rc = conn_listen_fd(d->loop, fd, cc, &s, err);
+		if (rc < 0)
+			return rc;
+		int is_unix = conn_server_port(s) < 0;
+		conn_server **slot = is_unix ? &d->unix_sock : &d->tcp;
+		if (*slot) {
+			conn_server_close(s);
+			return byol_err(err, -EINVAL, "systemd passed more than one %s socket "
+					"(fd %d): byold takes one of each", is_unix ? "Unix" : "TCP",
+					fd);
+		}
+		*slot = s;
+		if (is_unix)
+			dlog(DLOG_INFO, "listening on unix:%s (from systemd, fd %d)",
+			     conn_server_address(s), fd);
+		else
+			dlog(DLOG_INFO, "listening on %s (from systemd, fd %d)%s",
+			     conn_server_address(s), fd,
+			     d->token ? ", token required" : ", no token");
+	}
+	return 0;
+}
+
 static int start(byold *d, char *err)
 {
 	char path[BYOLD_PATH_LEN];
@@ -249,15 +283,17 @@ static int start(byold *d, char *err)
 		.on_drain = on_drain,
 		.log = conn_log,
 	};
+	if ((rc = listen_from_systemd(d, &cc, err)) < 0)
+		return rc;
 	const char *listen = d->cfg.listen;
-	if (listen[0] && strcmp(listen, "none") != 0) {
+	if (!d->tcp && listen[0] && strcmp(listen, "none") != 0) {
 		if ((rc = conn_listen_tcp(d->loop, listen, &cc, &d->tcp, err)) < 0)
 			return rc;
 		dlog(DLOG_INFO, "listening on %s (port %d)%s", listen, conn_server_port(d->tcp),
 		     d->token ? ", token required" : ", no token");
 	}
 	dconf_socket_path(&d->cfg, path);
-	if (path[0]) {
+	if (!d->unix_sock && path[0]) {
 		if ((rc = conn_listen_pipe(d->loop, path, &cc, &d->unix_sock, err)) < 0)
 			return rc;
 		dlog(DLOG_INFO, "listening on unix:%s", path);

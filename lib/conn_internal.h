@@ -44,6 +44,7 @@ typedef union {
 struct conn_server {
 	stream_u h;
 	int is_pipe, closing, listener_closed;
+	int adopted;             /* the listening fd was handed over (conn_listen_fd) */
 	config_copy cfg;
 	conn *conns;             /* accepted and not yet freed */
 	char addr[160];

@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -306,6 +307,77 @@ int conn_listen_pipe(uv_loop_t *loop, const char *path, const conn_config *cfg,
 	return 0;
 }
 
+/* The address fd is bound to, as text ("127.0.0.1:7070", "[::1]:7070", or the
+ * socket's path) into out; its family, or -errno. */
+static int fd_address(int fd, char *out, size_t n)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char host[INET6_ADDRSTRLEN] = "?";
+	memset(&ss, 0, sizeof(ss));
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+		return -errno;
+	if (ss.ss_family == AF_UNIX) {
+		const struct sockaddr_un *sun = (const struct sockaddr_un *)&ss;
+		size_t plen = len > offsetof(struct sockaddr_un, sun_path)
+				      ? len - offsetof(struct sockaddr_un, sun_path) : 0;
+		snprintf(out, n, "%.*s", (int)strnlen(sun->sun_path, plen), sun->sun_path);
+	} else if (ss.ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+		snprintf(out, n, "%s:%d", host, ntohs(in->sin_port));
+	} else if (ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+		snprintf(out, n, "[%s]:%d", host, ntohs(in6->sin6_port));
+	}
+	return ss.ss_family;
+}
+
+int conn_listen_fd(uv_loop_t *loop, int fd, const conn_config *cfg, conn_server **out,
+		   char *err)
+{
+	char addr[160] = "";
+	int type = 0, listening = 0, rc;
+	socklen_t len = sizeof(type);
+	*out = NULL;
+	int family = fd_address(fd, addr, sizeof(addr));
+	if (family < 0)
+		return byol_err(err, family, "fd %d: not a socket: %s", fd, strerror(-family));
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_STREAM ||
+	    (len = sizeof(listening),
+	     getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0) || !listening)
+		return byol_err(err, -EINVAL, "fd %d (%s): not a listening stream socket", fd,
+				addr[0] ? addr : "no address");
+	if (family != AF_UNIX && family != AF_INET && family != AF_INET6)
+		return byol_err(err, -EAFNOSUPPORT, "fd %d: a socket of family %d, not Unix, "
+				"IPv4 or IPv6", fd, family);
+	if (family != AF_UNIX && !(cfg->token && cfg->token[0])) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0 ||
+		    !is_loopback((struct sockaddr *)&ss))
+			return byol_err(err, -EPERM, "%s: refusing to listen beyond loopback "
+					"without a token", addr);
+	}
+	conn_server *s = server_new(loop, family == AF_UNIX, addr, cfg, &rc, err);
+	if (!s)
+		return rc;
+	s->adopted = 1;
+	rc = s->is_pipe ? uv_pipe_open(&s->h.pipe, fd) : uv_tcp_open(&s->h.tcp, fd);
+	if (rc < 0 || (rc = uv_listen(&s->h.stream, 128, on_connection)) < 0) {
+		byol_err(err, rc, "%s (fd %d): cannot listen: %s", addr, fd, uv_strerror(rc));
+		return server_fail(s, rc);
+	}
+	*out = s;
+	return 0;
+}
+
+const char *conn_server_address(const conn_server *s)
+{
+	return s->addr;
+}
+
 int conn_server_port(const conn_server *s)
 {
 	struct sockaddr_storage ss;
@@ -321,7 +393,7 @@ void conn_server_close(conn_server *s)
 	if (s->closing)
 		return;
 	s->closing = 1;
-	if (s->is_pipe)
+	if (s->is_pipe && !s->adopted)
 		unlink(s->addr);
 	/* the last conn to go may free s unless the listener is still open */
 	uv_close(&s->h.handle, on_listener_closed);

@@ -137,9 +137,21 @@ int conn_listen_tcp(uv_loop_t *loop, const char *hostport, const conn_config *cf
 int conn_listen_pipe(uv_loop_t *loop, const char *path, const conn_config *cfg,
 		     conn_server **out, char *err);
 
+/* Listens on a socket already bound and listening, as systemd's socket
+ * activation hands it over (sd_listen_fds): a Unix or a TCP stream socket.
+ * The server owns fd from here on (closed with it); the socket file of a Unix
+ * socket is left in place (its owner made it). The loopback rule of
+ * conn_listen_tcp holds. -EINVAL for anything but a listening stream socket. */
+int conn_listen_fd(uv_loop_t *loop, int fd, const conn_config *cfg, conn_server **out,
+		   char *err);
+
 /* The TCP port the server listens on (read back with uv_tcp_getsockname), or -1
  * for a Unix socket server. */
 int conn_server_port(const conn_server *s);
+
+/* What the server listens on: "host:port" as given (conn_listen_tcp), or the
+ * socket's path. */
+const char *conn_server_address(const conn_server *s);
 
 /* Stops listening and closes every conn the server accepted (orderly: queued
  * writes are flushed first, for at most handshake_ms); each open one gets its

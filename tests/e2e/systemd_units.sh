@@ -51,7 +51,7 @@ verify() { # UNIT: verify's output, its exit status appended when not 0
 }
 
 n=0
-for f in "$UNITDIR"/*.service; do
+for f in "$UNITDIR"/*.service "$UNITDIR"/*.socket; do
 	unit=$(basename "$f")
 	case $unit in *@.service) unit="${unit%@.service}@test.service";; esac
 	verify "$unit"
@@ -62,7 +62,7 @@ for f in "$UNITDIR"/*.service; do
 	echo "verify $unit: clean"
 	n=$((n + 1))
 done
-[ $n -ge 2 ] || fail "only $n units installed"
+[ $n -ge 3 ] || fail "only $n units installed"
 
 # the check itself: a typo must show
 sed 's/^WatchdogSec=/WatchdogSecs=/' "$UNITDIR/byold.service" >"$UNITDIR/byold-typo.service"

@@ -17,6 +17,9 @@
 #      (Result=success), the store says the run is interrupted at a step below
 #      its total with a checkpoint of that step, the workers keep running;
 #   4. `systemctl start byold` again: the run continues and completes.
+#   5. byold stopped, byold.socket enabled: /run/byold.sock exists and byold is
+#      inactive until byolctl (finding that socket by itself) connects; then
+#      byold runs on the socket systemd passed, and a run over it completes.
 #
 # Needs: root; systemd-nspawn (Debian's systemd-container); a tree whose
 # /sbin/init is systemd; overlayfs and tmpfs mounts; network namespaces; the
@@ -291,6 +294,25 @@ echo "nspawn_boot: systemctl stop byold: STOPPING=1, exit 0, run $RUN2 interrupt
 C systemctl start byold || fail "systemctl start byold (again)"
 wait_status "$RUN2" completed 150
 echo "nspawn_boot: run $RUN2 resumed at step $AT and completed"
+
+# ---- 5. socket activation: byold.socket holds /run/byold.sock ----
+C systemctl stop byold || fail "systemctl stop byold (before socket activation)"
+C systemctl enable --now byold.socket >>"$T/enable.log" 2>&1 ||
+	{ cat "$T/enable.log" >&2; fail "systemctl enable --now byold.socket"; }
+C test -S /run/byold.sock || fail "byold.socket made no /run/byold.sock"
+a=$(C systemctl is-active byold || true)
+[ "$a" = inactive ] || fail "byold is '$a' before any connection to byold.socket"
+# byolctl finds /run/byold.sock by itself; its connection starts byold
+[ "$(run_field "$RUN2" status)" = completed ] ||
+	fail "byolctl over /run/byold.sock: run $RUN2 is not 'completed'"
+a=$(C systemctl is-active byold || true)
+[ "$a" = active ] || fail "byold is '$a' after a connection to byold.socket, not active"
+C journalctl -u byold --no-pager | grep -q "listening on unix:/run/byold.sock (from systemd" ||
+	fail "byold did not take /run/byold.sock from systemd"
+C test ! -e /var/lib/byold/byold.sock || fail "byold made its own socket besides byold.socket's"
+C byolctl submit /root/tiny.ini --wait >"$T/submit3.out" 2>&1 ||
+	{ cat "$T/submit3.out" >&2; fail "a run submitted over byold.socket did not complete"; }
+echo "nspawn_boot: byold.socket: byold started at the first connection; a run over it completed"
 
 stop_container
 echo "nspawn_boot: ok"
