@@ -10,50 +10,16 @@
 
 #include "byold.h"
 #include "history_internal.h"
+#include "store_internal.h"
 
 
-static char *dup_text(sqlite3_stmt *st, int col, int *oom)
-{
-	const char *t = (const char *)sqlite3_column_text(st, col);
-	if (!t)
-		return NULL;
-	char *d = strdup(t);
-	if (!d)
-		*oom = 1;
-	return d;
-}
-
-static void copy_text(char *dst, size_t n, sqlite3_stmt *st, int col)
-{
-	const char *t = (const char *)sqlite3_column_text(st, col);
-	snprintf(dst, n, "%s", t ? t : "");
-}
-
+/* The run (the columns store_run_from_row reads), then the experiment's name. */
 static int row_read(sqlite3_stmt *st, history_row *h)
 {
-	store_run *r = &h->run;
-	int oom = 0;
 	memset(h, 0, sizeof(*h));
-	r->id = sqlite3_column_int64(st, 0);
-	r->experiment_id = sqlite3_column_int64(st, 1);
-	r->sweep_index = sqlite3_column_int(st, 2);
-	store_status_parse((const char *)sqlite3_column_text(st, 3), &r->status, NULL);
-	copy_text(r->name, sizeof(r->name), st, 4);
-	copy_text(r->config_hash, sizeof(r->config_hash), st, 5);
-	r->seed = (uint64_t)sqlite3_column_int64(st, 6);
-	r->created_ms = sqlite3_column_int64(st, 7);
-	r->started_ms = sqlite3_column_int64(st, 8);
-	r->finished_ms = sqlite3_column_int64(st, 9);
-	r->total_steps = sqlite3_column_int64(st, 10);
-	r->step = sqlite3_column_int64(st, 11);
-	copy_text(r->message, sizeof(r->message), st, 12);
-	r->config_json = dup_text(st, 13, &oom);
-	r->final_json = dup_text(st, 14, &oom);
-	copy_text(h->experiment, sizeof(h->experiment), st, 15);
-	if (oom) {
-		store_run_release(r);
+	if (store_run_from_row(st, &h->run) < 0)
 		return -ENOMEM;
-	}
+	store_copy_col(h->experiment, sizeof(h->experiment), st, 15);
 	return 0;
 }
 

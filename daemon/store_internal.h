@@ -66,6 +66,9 @@ void store_copy_col(char *dst, size_t n, sqlite3_stmt *st, int col);
 /* A malloc'd copy of text column col, NULL for SQL NULL; *oom set when out of
  * memory. */
 char *store_dup_col(sqlite3_stmt *st, int col, int *oom);
+/* Columns 0..14 of a row that starts with RUN_COLS (store.c) into *r;
+ * -ENOMEM when a string cannot be copied (r released). */
+int store_run_from_row(sqlite3_stmt *st, store_run *r);
 /* 1 when a run may move from status `from` to `to`. */
 int store_transition_ok(store_status from, store_status to);
 

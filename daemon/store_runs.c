@@ -114,8 +114,7 @@ void store_experiment_release(store_experiment *e)
 	e->config_json = e->ini_text = NULL;
 }
 
-/* one row of RUN_COLS into r; -ENOMEM when a string cannot be copied */
-static int run_from_row(sqlite3_stmt *st, store_run *r)
+int store_run_from_row(sqlite3_stmt *st, store_run *r)
 {
 	int oom = 0;
 	memset(r, 0, sizeof(*r));
@@ -148,7 +147,7 @@ static int run_one(store *s, int id, store_run *out, char *err)
 	int rc = sqlite3_step(st), code = 0;
 	memset(out, 0, sizeof(*out));
 	if (rc == SQLITE_ROW) {
-		if (run_from_row(st, out) < 0)
+		if (store_run_from_row(st, out) < 0)
 			code = byol_err(err, -ENOMEM, "%s: out of memory", s->op);
 	} else if (rc == SQLITE_DONE) {
 		code = -ENOENT;
@@ -192,7 +191,7 @@ void store_runs_free(store_run *runs, int n)
 
 static int run_row(sqlite3_stmt *st, void *r)
 {
-	return run_from_row(st, r);
+	return store_run_from_row(st, r);
 }
 
 static void run_release(void *r)
