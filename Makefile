@@ -187,10 +187,10 @@ $(BIN)/tests/test_%: $(BUILD)/tests/unit/test_%.o $$(T_$$*)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(shell pkg-config --libs $(TESTPKGS))
 
-tests: $(UNIT_BINS) $(PROGRAMS) $(BIN)/tests/fail_dir_fsync.so
+tests: $(UNIT_BINS) $(PROGRAMS) $(BIN)/tests/fail_dir_fsync.so $(BIN)/tests/hold_fsync.so
 
-# an LD_PRELOAD shim of the end-to-end tests (no sanitizer: it is loaded first)
-$(BIN)/tests/fail_dir_fsync.so: tests/shim/fail_dir_fsync.c
+# the LD_PRELOAD shims of the end-to-end tests (no sanitizer: they are loaded first)
+$(BIN)/tests/%.so: tests/shim/%.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -O2 -Wall -Wextra $(if $(filter 1,$(WERROR)),-Werror) -shared -fPIC \
 		-o $@ $< -ldl

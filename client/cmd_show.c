@@ -427,7 +427,9 @@ const cli_command cmd_cancel = {
 	"Cancel a queued run, or stop the running one at its next step boundary.",
 	"A running run stops at the boundary of the step in progress with a\n"
 	"checkpoint of it; the command returns once it has stopped, and byold starts\n"
-	"the next queued run. `byolctl resume RUN` continues it later.\n"
+	"the next queued run. `byolctl resume RUN` continues it later. If byold stops\n"
+	"before that boundary, the run is cancelled at its latest checkpoint when\n"
+	"byold starts again.\n"
 	"Exit status 0 when the run is cancelled; 1 when it had ended already.\n"
 	"\n"
 	"  --json   the run's final status as one JSON object\n",

@@ -18,6 +18,11 @@
 #ifndef BYOLD_BYOLD_H
 #define BYOLD_BYOLD_H
 
+/* The status message of a running run whose cancel waits for the step
+ * boundary. It is in the store, so a daemon killed before the boundary
+ * cancels the run at its next start instead of resuming it. */
+#define RUN_CANCEL_PENDING "cancel requested"
+
 #include <limits.h>
 #include <stdint.h>
 

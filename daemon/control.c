@@ -311,6 +311,18 @@ out:
 
 /* ---- CancelRequest / ResumeRequest ---- */
 
+/* The cancel of the active run waits for the step boundary; the store learns of
+ * it now (run.c: run_start cancels a run left with this message). */
+static void record_pending_cancel(byold *d, const run *r, conn *c)
+{
+	char err[BYOL_ERR_LEN], msg[STORE_MSG_LEN];
+	snprintf(msg, sizeof(msg), RUN_CANCEL_PENDING " by %s at step %ld; waiting for the step "
+		 "boundary", conn_name(c), r->k);
+	if (store_run_note(d->db, r->id, msg, err) < 0)
+		dlog(DLOG_WARN, "run %lld: the cancel is not in the store (%s): byold stopped "
+		     "before the step boundary would resume the run", (long long)r->id, err);
+}
+
 void control_cancel(byold *d, conn *c, const Byol__CancelRequest *q)
 {
 	char err[BYOL_ERR_LEN];
@@ -329,6 +341,7 @@ void control_cancel(byold *d, conn *c, const Byol__CancelRequest *q)
 	if (r) {
 		if (!r->cancelling) {
 			r->cancelling = 1;
+			record_pending_cancel(d, r, c);
 			devent(d, id, DLOG_INFO, "run %lld (%s): cancelled by %s (%s) at step %ld; "
 			       "stops at the step boundary", (long long)id, r->name, conn_name(c),
 			       conn_peer(c), r->k);

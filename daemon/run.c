@@ -107,6 +107,26 @@ static int oldest_with(byold *d, store_status st, store_run *out, char *err)
 static void setup_work(uv_work_t *req);
 static void setup_done(uv_work_t *req, int status);
 
+/* A run cancelled while a step was in flight, whose daemon stopped before the
+ * step boundary: it ends cancelled at its latest checkpoint (`resume` goes on
+ * from there). Returns 1 (go on with the next run); < 0 when the store failed. */
+static int finish_pending_cancel(byold *d, const store_run *row)
+{
+	char err[BYOL_ERR_LEN], msg[STORE_MSG_LEN];
+	int n = (int)strcspn(row->message, ";");
+	snprintf(msg, sizeof(msg), "cancelled: byold stopped while the %.*s waited for the "
+		 "step boundary", n < 300 ? n : 300, row->message);
+	int rc = store_run_set_status(d->db, row->id, STORE_CANCELLED, msg, err);
+	if (rc < 0) {
+		dlog(DLOG_ERROR, "store: run %lld: %s", (long long)row->id, err);
+		return rc;
+	}
+	devent(d, row->id, DLOG_INFO, "run %lld (%s) %s; its latest checkpoint is kept",
+	       (long long)row->id, row->name, msg);
+	watch_run_status(d, row->id);
+	return 1;
+}
+
 /* Creates d->run from row and queues its set-up. Returns 0; 1 when the run
  * failed at once (marked failed: go on with the next); < 0 when the store or
  * memory failed (stop trying for now). */
@@ -114,6 +134,9 @@ static int run_start(byold *d, const store_run *row)
 {
 	char err[BYOL_ERR_LEN];
 	int rc;
+	if (row->status == STORE_RUNNING && !strncmp(row->message, RUN_CANCEL_PENDING,
+						     strlen(RUN_CANCEL_PENDING)))
+		return finish_pending_cancel(d, row);
 	run *r = calloc(1, sizeof(*r));
 	if (!r) {
 		dlog(DLOG_ERROR, "out of memory for run %lld", (long long)row->id);

@@ -150,6 +150,7 @@ static const char *const sql[N_ST] = {
 			" final_json = CASE WHEN ?5 THEN ?6 ELSE final_json END"
 			" WHERE id = ?1",
 	[ST_RUN_STEP] = "UPDATE runs SET step = ?2 WHERE id = ?1",
+	[ST_RUN_NOTE] = "UPDATE runs SET message = ?2 WHERE id = ?1 AND status = 'running'",
 	[ST_MET_PUT] = "INSERT INTO metrics (run_id, " MET_COLS ")"
 		       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
 		       " ON CONFLICT (run_id, step) DO UPDATE SET epoch = excluded.epoch,"

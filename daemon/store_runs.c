@@ -273,6 +273,17 @@ int store_run_finish(store *s, int64_t id, store_status to, const char *final_js
 	return move(s, id, to, message, 1, final_json, err);
 }
 
+int store_run_note(store *s, int64_t id, const char *message, char *err)
+{
+	sqlite3_bind_int64(s->st[ST_RUN_NOTE], 1, id);
+	sqlite3_bind_text(s->st[ST_RUN_NOTE], 2, message, -1, SQLITE_STATIC);
+	store_op(s, "set the message of run %ld", (long)id);
+	int code = store_exec(s, ST_RUN_NOTE, err);
+	if (code == 0 && sqlite3_changes(s->db) == 0)
+		code = byol_err(err, -ENOENT, "no running run %ld", (long)id);
+	return code;
+}
+
 int store_run_set_step(store *s, int64_t id, int64_t step, char *err)
 {
 	if (step < 0)

@@ -173,6 +173,10 @@ int store_run_next_queued(store *s, store_run *out, char *err);
 int store_run_set_status(store *s, int64_t id, store_status to, const char *message,
 			 char *err);
 
+/* Replaces the status message of run id while it is running (the status stays).
+ * Returns 0, -ENOENT when no such run is running, or -errno with err. */
+int store_run_note(store *s, int64_t id, const char *message, char *err);
+
 /* Records that run id has applied `step` (>= 0) steps. Returns 0, -ENOENT,
  * -EINVAL or -errno with err. */
 int store_run_set_step(store *s, int64_t id, int64_t step, char *err);

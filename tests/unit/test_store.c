@@ -379,6 +379,8 @@ static void test_status_transitions(void **state)
 	assert_contains(err, "from queued to completed");
 	assert_int_equal(store_run_finish(s, id, STORE_COMPLETED, "{}", NULL, err), -EINVAL);
 
+	assert_int_equal(store_run_note(s, id, "not running yet", err), -ENOENT);
+	assert_contains(err, "no running run");
 	assert_int_equal(store_run_set_status(s, id, STORE_RUNNING, "started", err), 0);
 	assert_int_equal(store_run_get(s, id, &r, err), 0);
 	int64_t started = r.started_ms;
@@ -389,7 +391,15 @@ static void test_status_transitions(void **state)
 	assert_int_equal(store_run_set_status(s, id, STORE_RUNNING, NULL, err), -EINVAL);
 	assert_contains(err, "from running to running");
 
+	/* a running run's message changes, its status and times stay */
+	assert_int_equal(store_run_note(s, id, "cancel requested", err), 0);
+	assert_int_equal(store_run_get(s, id, &r, err), 0);
+	assert_int_equal(r.status, STORE_RUNNING);
+	assert_int_equal(r.started_ms, started);
+	assert_string_equal(r.message, "cancel requested");
+	store_run_release(&r);
 	assert_int_equal(store_run_set_status(s, id, STORE_INTERRUPTED, "coordinator restart", err), 0);
+	assert_int_equal(store_run_note(s, id, "too late", err), -ENOENT);
 	assert_int_equal(store_run_set_status(s, id, STORE_COMPLETED, NULL, err), -EINVAL);
 	assert_contains(err, "from interrupted to completed");
 	usleep(5000);
@@ -425,6 +435,7 @@ static void test_status_transitions(void **state)
 	assert_contains(err, "from completed to interrupted");
 	assert_int_equal(store_run_set_status(s, id + 100, STORE_RUNNING, NULL, err), -ENOENT);
 	assert_int_equal(store_run_set_step(s, id + 100, 1, err), -ENOENT);
+	assert_int_equal(store_run_note(s, id + 100, "x", err), -ENOENT);
 	assert_int_equal(store_run_get(s, id + 100, &r, err), -ENOENT);
 
 	store_status st;
