@@ -10,13 +10,13 @@ E2E_LIMIT=${E2E_LIMIT:-60}
 . "$(dirname "$0")/cluster.inc"
 
 EXP="$E2E_DIR/../../experiments"
-for f in bn-ablation batch-size bn-placement-cnn; do
+for f in bn-ablation batch-size bn-ablation-cnn; do
 	[ -f "$EXP/$f.ini" ] || fail "no $EXP/$f.ini"
 done
 
 # ---- local validation: a daemon that does not exist is never reached ---------------
 # (a valid file gets past the checks and only then fails to connect: exit 3)
-for f in bn-ablation batch-size bn-placement-cnn; do
+for f in bn-ablation batch-size bn-ablation-cnn; do
 	rc=0; "$BYOLCTL" --coordinator 127.0.0.1:1 submit "$EXP/$f.ini" 2>"$T/$f.local.err" || rc=$?
 	[ $rc = 3 ] && grep -q "127.0.0.1:1" "$T/$f.local.err" ||
 		fail "$f.ini: local checks: exit $rc, $(cat "$T/$f.local.err")"
@@ -44,7 +44,7 @@ bad_variant 's/^\(\[variant gn_ws\]\)$/\1\nexperiment.seed = 4/' \
 
 # ---- expansion by byold ---------------------------------------------------------------
 start_daemon
-for f in bn-ablation batch-size bn-placement-cnn; do
+for f in bn-ablation batch-size bn-ablation-cnn; do
 	ctl submit "$EXP/$f.ini" --json >"$T/$f.submit" 2>"$T/$f.err" ||
 		fail "submit $f.ini: $(cat "$T/$f.err")"
 	ctl list --experiment "$f" --limit 100 --json >"$T/$f.json" || fail "list --experiment $f"
@@ -57,10 +57,8 @@ want = {
     "bn-ablation": ["bn_both", "projector_only", "predictor_only", "encoder_only", "none",
                     "layernorm", "gn_ws", "none_modified_init", "simclr_none", "random_init"],
     "batch-size": ["b64", "b128", "b256_s64", "b512", "b1024", "s16", "s32", "s128", "s256"],
-    "bn-placement-cnn": ["bn_both", "projector_only", "predictor_only", "encoder_only"],
 }
-norms = {"bn_both": ("bn", "bn", "bn"), "projector_only": ("bn", "bn", "none"),
-         "predictor_only": ("bn", "none", "bn"), "encoder_only": ("bn", "none", "none")}
+want["bn-ablation-cnn"] = want["bn-ablation"]
 for exp, variants in want.items():
     sub = json.load(open("%s/%s.submit" % (T, exp)))
     runs = sorted(json.load(open("%s/%s.json" % (T, exp))), key=lambda r: r["run_id"])
@@ -86,13 +84,22 @@ for exp, variants in want.items():
         assert i["init"] == "modified" and i["encoder_norm"] == "none", i
         z = by["bn-ablation/variant=random_init,seed=1"]
         assert z["optim"]["lr"] == 0 and z["model"]["predictor_norm"] == "bn", z["optim"]
-    elif exp == "bn-placement-cnn":
+    elif exp == "bn-ablation-cnn":
+        # bn-ablation.ini's runs, config for config, with the CNN encoder
+        mlp = json.load(open("%s/bn-ablation.json" % T))
+        mlp = {r["name"].split("/", 1)[1]: r["config"] for r in mlp}
         for n, c in by.items():
             m = c["model"]
-            v = c["experiment"]["variant"]
             assert m["encoder"] == "cnn" and m["encoder_widths"] == [32, 64, 128], (n, m)
-            assert (m["encoder_norm"], m["projector_norm"], m["predictor_norm"]) == norms[v], (n, m)
-            assert c["optim"]["epochs"] == 3 and c["data"].get("train_limit", 0) == 0, (n, c)
+            assert m["cnn_strides"] == [1, 2, 2], (n, m)
+            o = mlp[n.split("/", 1)[1]]
+            for sec in c:
+                if sec not in ("experiment", "model"):
+                    assert c[sec] == o[sec], (n, sec, c[sec], o[sec])
+            for k in m:
+                if k not in ("encoder", "encoder_widths", "cnn_strides"):
+                    assert m[k] == o["model"][k], (n, k, m[k], o["model"][k])
+            assert c["experiment"]["method"] == o["experiment"]["method"], n
     else:
         d = by["batch-size/variant=s16,seed=1"]["data"]
         assert (d["batch_size"], d["shard_size"]) == (256, 16), d
@@ -130,4 +137,4 @@ c = json.loads(h["__metadata__"]["config"])
 assert c["experiment"]["variant"] == "none" and c["experiment"]["seed"] == 1, c["experiment"]
 assert [c["model"][k] for k in ("encoder_norm", "projector_norm", "predictor_norm")] == ["none"] * 3, c["model"]
 PY
-echo "ok: experiments/bn-ablation.ini (30 runs), batch-size.ini (27 runs) and bn-placement-cnn.ini (12 runs), named and configured as promised"
+echo "ok: experiments/bn-ablation.ini (30 runs), batch-size.ini (27 runs) and bn-ablation-cnn.ini (30 runs), named and configured as promised"
