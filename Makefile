@@ -187,10 +187,10 @@ $(BIN)/tests/test_%: $(BUILD)/tests/unit/test_%.o $$(T_$$*)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(shell pkg-config --libs $(TESTPKGS))
 
-tests: $(UNIT_BINS) $(PROGRAMS) $(BIN)/tests/fail_dir_fsync.so $(BIN)/tests/hold_fsync.so
+tests: $(UNIT_BINS) $(PROGRAMS) $(BIN)/tests/fsync_shim.so
 
-# the LD_PRELOAD shims of the end-to-end tests (no sanitizer: they are loaded first)
-$(BIN)/tests/%.so: tests/shim/%.c
+# the LD_PRELOAD shim of the end-to-end tests (no sanitizer: it is loaded first)
+$(BIN)/tests/fsync_shim.so: tests/shim/fsync_shim.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -O2 -Wall -Wextra $(if $(filter 1,$(WERROR)),-Werror) -shared -fPIC \
 		-o $@ $< -ldl

@@ -18,11 +18,6 @@
 #ifndef BYOLD_BYOLD_H
 #define BYOLD_BYOLD_H
 
-/* The status message of a running run whose cancel waits for the step
- * boundary. It is in the store, so a daemon killed before the boundary
- * cancels the run at its next start instead of resuming it. */
-#define RUN_CANCEL_PENDING "cancel requested"
-
 #include <limits.h>
 #include <stdint.h>
 
@@ -40,6 +35,11 @@
 
 typedef struct byold byold;
 typedef struct worker worker;
+/* The status message of a running run whose cancel waits for the step
+ * boundary. It is in the store, so a daemon killed before the boundary
+ * cancels the run at its next start instead of resuming it. */
+#define RUN_CANCEL_PENDING "cancel requested"
+
 typedef struct run run;
 typedef struct export_job export_job;
 typedef struct watcher watcher;

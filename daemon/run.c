@@ -115,7 +115,7 @@ static int finish_pending_cancel(byold *d, const store_run *row)
 	char err[BYOL_ERR_LEN], msg[STORE_MSG_LEN];
 	int n = (int)strcspn(row->message, ";");
 	snprintf(msg, sizeof(msg), "cancelled: byold stopped while the %.*s waited for the "
-		 "step boundary", n < 300 ? n : 300, row->message);
+		 "step boundary", n, row->message);
 	int rc = store_run_set_status(d->db, row->id, STORE_CANCELLED, msg, err);
 	if (rc < 0) {
 		dlog(DLOG_ERROR, "store: run %lld: %s", (long long)row->id, err);

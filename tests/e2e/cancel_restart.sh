@@ -1,24 +1,26 @@
 #!/bin/sh
 # A cancel of the active run that must wait for the step boundary, and byold
 # SIGKILLed before it comes. The wait is made certain by an LD_PRELOAD shim
-# (tests/shim/hold_fsync.c) that holds the fsync of a checkpoint file in
-# byold's threadpool while a flag file exists.
+# (tests/shim/fsync_shim.c, hold-file) that holds the fsync of a checkpoint
+# file in byold's threadpool while a flag file exists.
 #
 # While the checkpoint is held, the run is running and its status message (in
-# the store) says the cancel waits for the step boundary; after the kill and a
-# restart, the run is cancelled (not resumed), with an event naming the
-# pending cancel, and the waiting `byolctl cancel` reconnects and exits 0; `byolctl resume` then takes it to the end with the bytes of
-# `byol-worker --local` and one metric row per step.
+# the store) says the cancel waits for the step boundary. After the kill and a
+# restart, the run is cancelled (not resumed), with an event naming the pending
+# cancel, and the waiting `byolctl cancel` reconnects and exits 0. `byolctl
+# resume` then takes it to the end with the bytes of `byol-worker --local` and
+# one metric row per step.
 . "$(dirname "$0")/cluster.inc"
 
-SHIM="$BIN/tests/hold_fsync.so"
+SHIM="$BIN/tests/fsync_shim.so"
 [ -f "$SHIM" ] || fail "$SHIM is not built (make tests)"
 
 long_experiment 8 2
 touch "$T/hold"
-export LD_PRELOAD="$PWD/$SHIM" HOLD_FSYNC_MATCH=/state/runs/ HOLD_FSYNC_FLAG="$T/hold"
+export LD_PRELOAD="$PWD/$SHIM" FSYNC_SHIM_ACTION=hold-file FSYNC_SHIM_MATCH=/state/runs/ \
+	FSYNC_SHIM_FLAG="$T/hold"
 start_daemon
-unset LD_PRELOAD HOLD_FSYNC_MATCH HOLD_FSYNC_FLAG
+unset LD_PRELOAD FSYNC_SHIM_ACTION FSYNC_SHIM_MATCH FSYNC_SHIM_FLAG
 start_worker w1 --threads 1
 start_worker w2 --threads 1
 RUN=$(ctl submit "$T/exp.ini" | tail -n 1)

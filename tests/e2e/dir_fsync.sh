@@ -3,7 +3,7 @@
 # step of a checkpoint write that comes after the rename): the file may not
 # survive a crash, so byold must treat it as failed — not record it, and not
 # leave it on disk either (no file outlives its row). An LD_PRELOAD shim
-# (tests/shim/fail_dir_fsync.c) makes fsync of the run directories fail with
+# (tests/shim/fsync_shim.c, fail-dir) makes fsync of the run directories fail with
 # EIO while a flag file exists.
 #
 # While it fails: every checkpoint is reported with the fsync's reason, no
@@ -12,7 +12,7 @@
 # bytes of `byol-worker --local`, and its rows name whole files.
 . "$(dirname "$0")/cluster.inc"
 
-SHIM="$BIN/tests/fail_dir_fsync.so"
+SHIM="$BIN/tests/fsync_shim.so"
 [ -f "$SHIM" ] || fail "$SHIM is not built (make tests)"
 
 write_experiment "$T/exp.ini" data.train_limit=256 data.batch_size=64 optim.epochs=4 \
@@ -33,9 +33,10 @@ logged() {
 
 touch "$T/fail-fsync"
 printf '[byold]\nheartbeat_ms = 500\n' >"$T/byold.conf"
-export LD_PRELOAD="$PWD/$SHIM" FAIL_DIR_FSYNC_MATCH=/state/runs/ FAIL_DIR_FSYNC_FLAG="$T/fail-fsync"
+export LD_PRELOAD="$PWD/$SHIM" FSYNC_SHIM_ACTION=fail-dir FSYNC_SHIM_MATCH=/state/runs/ \
+	FSYNC_SHIM_FLAG="$T/fail-fsync"
 start_daemon --config "$T/byold.conf"
-unset LD_PRELOAD FAIL_DIR_FSYNC_MATCH FAIL_DIR_FSYNC_FLAG
+unset LD_PRELOAD FSYNC_SHIM_ACTION FSYNC_SHIM_MATCH FSYNC_SHIM_FLAG
 start_worker w1 --threads 1
 RUN=$(ctl submit "$T/exp.ini" | tail -n 1)
 
