@@ -222,10 +222,17 @@ done
 PIDS="$PIDS $WPIDS"
 joined 2
 REAL_RUNS=""
+STEPS=$((TRAIN_LIMIT / 256))
 r=1
 while [ $r -le "$ROUNDS" ]; do
 	[ $r = 1 ] && B0=$(worker_bytes)
+	# the CPU time of byold and the workers over steps WARM .. the last
+	"$PY" bench/cpuwatch.py "$LOG" $((WARM - 1)) $((STEPS - 1)) "$T/cpu.$r" \
+		"$DAEMON" $WPIDS &
+	CPUW=$!
+	PIDS="$PIDS $CPUW"
 	submit "$T/mlp.ini"
+	stop_pids "$CPUW"
 	[ $r = 1 ] && B1=$(worker_bytes)
 	REAL_RUNS="$REAL_RUNS $RUN"
 	local_run
@@ -291,7 +298,7 @@ fi
 
 # ---- the figures ---------------------------------------------------------------
 "$PY" - "$T" "$WARM" "$REAL_RUNS" "$RUN_SIM2" "$B0" "$B1" "$SCALE_RUNS" "$LOAD0" "$LOAD1" <<'PY'
-import json, re, statistics as st, sys
+import json, os, re, statistics as st, sys
 T, WARM = sys.argv[1], int(sys.argv[2])
 real_runs, run_sim2 = [int(x) for x in sys.argv[3].split()], int(sys.argv[4])
 b0, b1 = [int(x) for x in sys.argv[5].split()], [int(x) for x in sys.argv[6].split()]
@@ -356,8 +363,31 @@ print("\n(2) where a step goes (byold + 2 workers x 1 thread; medians over %d st
 print("    step %.1f = send %.1f + wait for workers %.1f + apply %.1f + queue %.1f + store %.1f"
       % (pm("total"), pm("send"), pm("wait"), pm("apply"), pm("queue"), pm("store")))
 share = st.median([s["coord"] / s["total"] for s in pool])
+cores = os.cpu_count()
+cpu_runs = []
+for r in range(1, len(real_runs) + 1):
+    try:
+        f = open("%s/cpu.%d" % (T, r)).read().split()
+    except OSError:
+        continue
+    k, wall = int(f[0]), float(f[1])
+    procs = [tuple(float(v) for v in x.split(":")[1:]) for x in f[2:]]
+    cpu_runs.append((k, wall, procs))
 print("    coordinator share (send + apply + queue + store) / step: %.1f%%   target <= 10%%"
       % (100 * share))
+if cpu_runs:
+    per = lambda i, j: st.median(1e3 * p[i][j] / k for k, w, p in cpu_runs)
+    byold_u, byold_s = per(0, 0), per(0, 1)
+    work = [per(i, 0) + per(i, 1) for i in range(1, len(cpu_runs[0][2]))]
+    total = byold_u + byold_s + sum(work)
+    wall = st.median(1e3 * w / k for k, w, p in cpu_runs)
+    floor = total / cores
+    print("    CPU per step (steps >= %d): byold %.1f ms (user %.1f, system %.1f), workers %s ms;"
+          % (WARM, byold_u + byold_s, byold_u, byold_s, " + ".join("%.1f" % x for x in work)))
+    print("      %.1f core-ms in a step of %.1f ms on %d cores: %.0f%% busy. No schedule of this"
+          % (total, wall, cores, 100 * total / (cores * wall)))
+    print("      work on %d cores is shorter than %.1f ms: ratio <= %.2fx against the local step"
+          % (cores, floor, (B / loc * 1e3) / floor))
 ov = med(run_sim2, "total")
 print("    the same step with 2 simulated workers (coordinator + wire, no compute): %.1f ms"
       " = %.1f%% of the real step" % (ov, 100 * ov / pm("total")))

@@ -41,6 +41,13 @@ typedef struct worker worker;
 #define RUN_CANCEL_PENDING "cancel requested"
 
 typedef struct run run;
+
+/* A parameter buffer lent to queued writes (conn_send_borrowed). */
+typedef struct {
+	float *online;
+	int writes;                     /* queued writes that hold it */
+	int orphaned;                   /* no longer the run's: the last write frees it */
+} params_lease;
 typedef struct export_job export_job;
 typedef struct watcher watcher;
 
@@ -118,12 +125,15 @@ void worker_message(byold *d, worker *w, Byol__Envelope *e);
 void worker_closed(byold *d, worker *w, int code, const char *reason);
 /* Sends RunSetup of the active run (which must be set up) to w. */
 void worker_send_setup(byold *d, worker *w);
-/* Sends StepParams of the active run's current step (target when needed); the
- * same frame, packed once, to every worker whose replica is at the step before. */
+/* Sends StepParams of the active run's current step (target when needed). To a
+ * worker whose replica is at the step before, the parameters go out from
+ * r->st.online itself, lent to the write (params_lease) instead of copied. */
 int worker_send_params(byold *d, worker *w);
-/* In the threadpool, after an apply: packs StepParams of step r->k + 1 into
- * r->next_frame (NULL when out of memory: worker_send_params packs it then). */
-void worker_params_prepare(run *r);
+/* Before the apply changes r->st.online: if writes still hold it, the run goes
+ * on with a copy and the lent buffer is freed by the last of them. -ENOMEM. */
+int worker_params_reclaim(run *r);
+/* When the run is freed: a buffer still lent becomes the writes' to free. */
+void worker_params_release(run *r);
 /* Records the shards w served in the store. */
 void worker_flush(byold *d, worker *w);
 /* 1 when w can take tree nodes of the active run's step. */
@@ -197,10 +207,8 @@ struct run {
 	double stall_reported, last_log;
 	int waiting_ckpt;               /* covered while a checkpoint is written */
 
-	/* StepParams without a target, packed once per step */
-	conn_shared *params_frame;      /* of step params_frame_step, or NULL */
-	long params_frame_step;
-	conn_shared *next_frame;        /* packed by the apply for step k + 1 */
+	/* st.online while StepParams writes send it from where it lies */
+	params_lease *lease;            /* NULL until the first such write */
 
 	/* step_apply_nodes */
 	uv_work_t apply_req;

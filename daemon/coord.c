@@ -167,6 +167,10 @@ void coord_start_apply(byold *d, run *r)
 		return;
 	}
 	r->waiting_ckpt = 0;
+	if (worker_params_reclaim(r) < 0) {
+		run_fail(d, r, "out of memory for a copy of the %zu parameters", r->m.L.total);
+		return;
+	}
 	r->phase = RUN_APPLY;
 	r->busy++;
 	r->apply_req.data = r;
@@ -246,8 +250,6 @@ static void apply_work(uv_work_t *req)
 	double t0 = mono_s();
 	r->apply_rc = step_apply_nodes(&r->m, &r->plan, &r->st, r->slots, r->node_hi, &r->sm,
 				       r->apply_err);
-	if (r->apply_rc == 0 && r->k + 1 < r->plan.total_steps)
-		worker_params_prepare(r);
 	r->apply_s = mono_s() - t0;
 }
 
@@ -272,12 +274,6 @@ static void apply_done(uv_work_t *req, int status)
 	}
 	double t = mono_s();
 	long k = r->k++;
-	if (r->next_frame) {
-		conn_shared_unref(r->params_frame);
-		r->params_frame = r->next_frame;
-		r->params_frame_step = r->k;
-		r->next_frame = NULL;
-	}
 	double wall = t - r->t_step0;
 	double img_s = wall > 0 ? r->plan.batch / wall : 0;
 	r->last = r->sm;

@@ -20,8 +20,7 @@
 static void run_free(run *r)
 {
 	evals_free(r);
-	conn_shared_unref(r->params_frame);
-	conn_shared_unref(r->next_frame);
+	worker_params_release(r);
 	if (r->slots)
 		for (int j = 0; j < r->plan.shards; j++)
 			shard_result_free(&r->slots[j]);

@@ -125,25 +125,70 @@ void worker_send_setup(byold *d, worker *w)
 		conn_close(w->c, rc, "cannot send RunSetup: %s", err);
 }
 
-/* StepParams of step k without a target. NULL with err when out of memory. */
-static conn_shared *params_frame(run *r, long k, char *err)
+static void lease_write_done(void *data, int status)
 {
+	params_lease *l = data;
+	(void)status;
+	if (--l->writes == 0 && l->orphaned) {
+		free(l->online);
+		free(l);
+	}
+}
+
+int worker_params_reclaim(run *r)
+{
+	params_lease *l = r->lease;
+	if (!l || l->writes == 0)
+		return 0;
+	size_t n = r->m.L.total * sizeof(float);
+	float *copy = malloc(n);
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, r->st.online, n);
+	dlog(DLOG_INFO, "run %lld step %ld: %d write%s of the parameters still queued (a "
+			"congested worker): the apply goes on with a copy", (long long)r->id, r->k,
+	     l->writes, l->writes == 1 ? "" : "s");
+	l->orphaned = 1;
+	r->lease = NULL;
+	r->st.online = copy;
+	return 0;
+}
+
+void worker_params_release(run *r)
+{
+	params_lease *l = r->lease;
+	r->lease = NULL;
+	if (l && l->writes > 0) {
+		l->orphaned = 1;
+		r->st.online = NULL;
+	} else {
+		free(l);
+	}
+}
+
+/* StepParams of step r->k without a target, the parameters lent to the write. */
+static int send_lent_params(run *r, worker *w, char *err)
+{
+	static unsigned online_field;
+	if (!online_field)
+		online_field = protobuf_c_message_descriptor_get_field_by_name(
+			&byol__step_params__descriptor, "online")->id;
+	if (!r->lease && !(r->lease = calloc(1, sizeof(*r->lease))))
+		return byol_err(err, -ENOMEM, "out of memory");
+	r->lease->online = r->st.online;
 	Byol__StepParams sp = BYOL__STEP_PARAMS__INIT;
 	Byol__Envelope e = BYOL__ENVELOPE__INIT;
 	sp.run_id = (uint64_t)r->id;
-	sp.step = (uint64_t)k;
+	sp.step = (uint64_t)r->k;
 	sp.online.data = (uint8_t *)r->st.online;
 	sp.online.len = r->m.L.total * sizeof(float);
 	e.msg_case = BYOL__ENVELOPE__MSG_STEP_PARAMS;
 	e.step_params = &sp;
-	conn_shared *f;
-	return conn_shared_pack(&e, &f, err) < 0 ? NULL : f;
-}
-
-void worker_params_prepare(run *r)
-{
-	char err[BYOL_ERR_LEN];
-	r->next_frame = params_frame(r, r->k + 1, err);
+	int rc = conn_send_borrowed(w->c, &e, &sp.online, online_field, lease_write_done,
+				    r->lease, err);
+	if (rc == 0)
+		r->lease->writes++;
+	return rc;
 }
 
 int worker_send_params(byold *d, worker *w)
@@ -165,13 +210,7 @@ int worker_send_params(byold *d, worker *w)
 		e.step_params = &sp;
 		rc = conn_send(w->c, &e, err);
 	} else {
-		if (r->params_frame && r->params_frame_step != r->k) {
-			conn_shared_unref(r->params_frame);
-			r->params_frame = NULL;
-		}
-		if (!r->params_frame && (r->params_frame = params_frame(r, r->k, err)))
-			r->params_frame_step = r->k;
-		rc = r->params_frame ? conn_send_shared(w->c, r->params_frame, err) : -ENOMEM;
+		rc = send_lent_params(r, w, err);
 	}
 	if (rc < 0) {
 		if (rc != -EPIPE)

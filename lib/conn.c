@@ -32,24 +32,16 @@ _Static_assert((int)BYOL__ROLE__ROLE_WORKER == (int)AUTH_ROLE_WORKER &&
 	       "auth.h role bytes must match byol.Role");
 
 /* A write request owns its frame, or its head: this header, then cap bytes.
- * The frame's rest, when not in data: a shared frame or a borrowed tail. */
+ * The frame's rest, when not in data: a borrowed tail. */
 struct wreq {
 	uv_write_t req;
 	conn *c;
 	struct wreq *next;       /* in the pool */
 	size_t cap, len;         /* len: bytes of data sent */
-	size_t extra;            /* bytes sent from shared or the tail */
-	conn_shared *shared;     /* a reference, dropped when written */
+	size_t extra;            /* bytes sent from the tail */
 	conn_write_done done;    /* a borrowed tail's owner, told when written */
 	void *done_data;
 	max_align_t data[];
-};
-
-struct conn_shared {
-	int refs;
-	int msg_case;
-	size_t len;
-	uint8_t data[];
 };
 
 static int printable(const char *s)
@@ -291,8 +283,6 @@ static void write_cb(uv_write_t *req, int status)
 	wreq *w = (wreq *)req;
 	conn *c = w->c;
 	c->queued -= w->len + w->extra;
-	if (w->shared)
-		conn_shared_unref(w->shared);
 	if (w->done)
 		w->done(w->done_data, status);
 	pool_give(c, w);
@@ -324,14 +314,13 @@ static wreq *wreq_take(conn *c, size_t n)
 	w->c = c;
 	w->next = NULL;
 	w->len = w->extra = 0;
-	w->shared = NULL;
 	w->done = NULL;
 	w->done_data = NULL;
 	return w;
 }
 
 /* Writes w's data and then `more` (may be NULL); on failure the conn closes and
- * w goes back (its shared reference and done callback are the caller's again). */
+ * w goes back (its done callback is the caller's again). */
 static int wreq_write(conn *c, wreq *w, const void *more, size_t more_len, char *err)
 {
 	uv_buf_t b[2];
@@ -343,7 +332,6 @@ static int wreq_write(conn *c, wreq *w, const void *more, size_t more_len, char 
 	w->extra = more_len;
 	int rc = uv_write(&w->req, &c->h.stream, b, nb, write_cb);
 	if (rc < 0) {
-		w->shared = NULL;
 		w->done = NULL;
 		pool_give(c, w);
 		char r[BYOL_ERR_LEN];
@@ -424,52 +412,6 @@ int conn_send_borrowed(conn *c, const Byol__Envelope *e, ProtobufCBinaryData *ta
 	w->done = done;
 	w->done_data = done_data;
 	return wreq_write(c, w, tail->data, tail->len, err);
-}
-
-int conn_shared_pack(const Byol__Envelope *e, conn_shared **out, char *err)
-{
-	*out = NULL;
-	if (e->msg_case == BYOL__ENVELOPE__MSG__NOT_SET)
-		return byol_err(err, -EINVAL, "cannot send an Envelope with no message set");
-	size_t n = frame_size(e);
-	conn_shared *f = malloc(sizeof(*f) + n);
-	if (!f)
-		return byol_err(err, -ENOMEM, "out of memory for a %zu-byte frame", n);
-	int rc = frame_pack(e, f->data, n, &f->len, err);
-	if (rc < 0) {
-		free(f);
-		return rc;
-	}
-	f->refs = 1;
-	f->msg_case = (int)e->msg_case;
-	*out = f;
-	return 0;
-}
-
-int conn_send_shared(conn *c, conn_shared *f, char *err)
-{
-	int rc = can_send(c, f->msg_case, err);
-	if (rc < 0 || (rc = frame_too_large(c, f->msg_case, f->len, err)) < 0)
-		return rc;
-	wreq *w = wreq_take(c, 0);
-	if (!w)
-		return byol_err(err, -ENOMEM, "out of memory for a write request");
-	w->shared = f;
-	f->refs++;
-	if ((rc = wreq_write(c, w, f->data, f->len, err)) < 0)
-		f->refs--;
-	return rc;
-}
-
-void conn_shared_unref(conn_shared *f)
-{
-	if (f && --f->refs == 0)
-		free(f);
-}
-
-size_t conn_shared_size(const conn_shared *f)
-{
-	return f->len;
 }
 
 int conn_send(conn *c, const Byol__Envelope *e, char *err)

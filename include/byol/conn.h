@@ -194,20 +194,6 @@ typedef void (*conn_write_done)(void *data, int status);
 int conn_send_borrowed(conn *c, const Byol__Envelope *e, ProtobufCBinaryData *tail,
 		       unsigned tail_field, conn_write_done done, void *done_data, char *err);
 
-/* A frame packed once and queued on many conns without a copy each: counted
- * references, created on any thread, then used on the loop's thread only. */
-typedef struct conn_shared conn_shared;
-
-/* Packs e into a new shared frame holding one reference (*out). Codes as
- * frame_pack. */
-int conn_shared_pack(const Byol__Envelope *e, conn_shared **out, char *err);
-/* Queues f on c (c keeps a reference until written). Codes as conn_send. */
-int conn_send_shared(conn *c, conn_shared *f, char *err);
-/* Drops one reference; the last frees f. NULL is harmless. */
-void conn_shared_unref(conn_shared *f);
-/* Bytes of the frame, length prefix included. */
-size_t conn_shared_size(const conn_shared *f);
-
 /* Within on_message: takes over a large bytes field of the message being
  * delivered (frame_arena_adopt): returns p, which the caller then owns and
  * frees with free(), or NULL (copy it). */

@@ -10,6 +10,9 @@ MODE:
   badtoken   the handshake with a wrong token
   shortgrad  a worker that registers, takes a run and answers its first tree
              node with a gradient of the wrong size
+  deaf       a worker that registers, takes a run, reads its first StepParams
+             and then reads nothing more, sending heartbeats until killed (or
+             the timeout): the daemon's writes to it stay queued
 
 Exits 0 when the daemon closed the connection (as it must), 1 otherwise, and
 prints what it saw. Protobuf messages are encoded and decoded by hand: only the
@@ -222,6 +225,33 @@ def main():
         else:
             print("no shard_assign within %.0f s" % timeout)
             return 1
+    elif mode == "deaf":
+        ok, reason = p.handshake(token)
+        if not ok:
+            print("handshake refused: %s" % reason)
+            return 1
+        p.send(frame(WORKER_REGISTER, f_bytes(1, "deaf") + f_varint(2, 1) +
+                     f_bytes(3, "fakepeer/1") + f_bytes(4, "localhost")))
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            got = p.recv_frame()
+            if got is None:
+                print("daemon closed the connection before any step_params")
+                return 1
+            num, body = got
+            if num == RUN_SETUP:
+                run_id = first(parse(body), 1)
+                p.send(frame(RUN_READY, f_varint(1, run_id)))
+            elif num == HEARTBEAT:
+                p.send(frame(HEARTBEAT, f_varint(1, 1)))
+            elif num == STEP_PARAMS:
+                print("step_params of step %d: reading nothing more" % first(parse(body), 2))
+                sys.stdout.flush()
+                break
+        while time.time() < deadline:
+            p.send(frame(HEARTBEAT, f_varint(1, 1)))
+            time.sleep(0.5)
+        return 0
     else:
         print("unknown mode %s" % mode)
         return 2
