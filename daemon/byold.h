@@ -116,6 +116,8 @@ struct worker {
 	uint64_t shards_done;           /* over this connection */
 	int64_t unflushed;              /* shards of run_id not yet in the store */
 	int congested;                  /* its write queue is over the high water */
+	int stalled;                    /* a node of it went to another worker too;
+					 * no new work until it answers */
 	double rate_t;                  /* mono_s of its last node result taken */
 	double img_per_s;               /* smoothed over its node results; 0 none */
 };
@@ -155,8 +157,11 @@ typedef enum {
 typedef struct {
 	int lo, hi;
 	worker *w;                      /* NULL: not assigned (yet, or again) */
+	worker *backup;                 /* a second worker, when w took too long */
 	int done;
-	int fresh;                      /* assigned, ShardAssign not sent yet */
+	int fresh;                      /* assigned to w, ShardAssign not sent yet */
+	int backup_fresh;               /* the same for the backup */
+	double t_assigned, t_backup;    /* mono_s when w, the backup got it */
 } step_node;
 
 typedef struct eval_job {
@@ -204,6 +209,7 @@ struct run {
 	int *node_hi;                   /* (S) */
 	Byol__Node *nbuf, **nptr;       /* (S) scratch of ShardAssign */
 	double t_step0, t_covered, t_sent;
+	double node_slowest, node_slowest_prev; /* s: this step's and the last's */
 	double stall_reported, last_log;
 	int waiting_ckpt;               /* covered while a checkpoint is written */
 

@@ -74,7 +74,10 @@ void worker_status_fill(const worker *w, Byol__WorkerStatus *ws)
 	ws->threads = (uint32_t)w->threads;
 	ws->run_id = w->state == W_READY && !w->refused ? (uint64_t)w->run_id : 0;
 	ws->shards_done = w->shards_done;
-	ws->state = (char *)(w->evals ? "evaluating" : worker_state_name(w->state));
+	ws->state = (char *)(w->evals     ? "evaluating"
+			     : w->stalled  ? "stalled"
+			     : w->congested ? "congested"
+					    : worker_state_name(w->state));
 	ws->host = (char *)w->host;
 	ws->img_per_s = w->img_per_s;
 	ws->last_heard_unix_ms = wall_ms() - (int64_t)((mono_s() - w->last_heard) * 1000.0);

@@ -30,8 +30,10 @@ void coord_release_nodes(run *r)
 		step_node *n = &r->nodes[i];
 		if (n->w && !n->done)
 			n->w->shards_out -= n->hi - n->lo;
-		n->w = NULL;
-		n->fresh = 0;
+		if (n->backup && !n->done)
+			n->backup->shards_out -= n->hi - n->lo;
+		n->w = n->backup = NULL;
+		n->fresh = n->backup_fresh = 0;
 	}
 	r->n_nodes = r->nodes_left = 0;
 }
@@ -44,9 +46,12 @@ static void send_fresh(byold *d, run *r)
 		size_t n = 0;
 		for (int i = 0; i < r->n_nodes; i++) {
 			step_node *x = &r->nodes[i];
-			if (!x->fresh || x->w != w)
+			if (x->fresh && x->w == w)
+				x->fresh = 0;
+			else if (x->backup_fresh && x->backup == w)
+				x->backup_fresh = 0;
+			else
 				continue;
-			x->fresh = 0;
 			Byol__Node init = BYOL__NODE__INIT;
 			r->nbuf[n] = init;
 			r->nbuf[n].lo = (uint32_t)x->lo;
@@ -75,6 +80,9 @@ static void assign(step_node *x, worker *w)
 {
 	x->w = w;
 	x->fresh = 1;
+	x->backup = NULL;
+	x->backup_fresh = 0;
+	x->t_assigned = mono_s();
 	w->shards_out += x->hi - x->lo;
 }
 
@@ -107,6 +115,8 @@ void coord_begin_step(byold *d, run *r)
 	r->t_step0 = mono_s();
 	r->stall_reported = 0;
 	r->waiting_ckpt = 0;
+	r->node_slowest_prev = r->node_slowest;
+	r->node_slowest = 0;
 	int W = 0;
 	for (worker *w = d->workers; w; w = w->next)
 		W += worker_can_step(d, w);
@@ -190,6 +200,7 @@ void coord_node_result(byold *d, worker *w, const Byol__NodeResult *nr)
 		return;
 	}
 	if (r->phase != RUN_STEP || r->starting || nr->step != (uint64_t)r->k) {
+		w->stalled = 0;       /* it answers again */
 		dlog(DLOG_INFO, "worker %s: NodeResult of run %lld step %llu, not the step in "
 				"progress: ignored", w->name, (long long)r->id,
 		     (unsigned long long)nr->step);
@@ -200,9 +211,15 @@ void coord_node_result(byold *d, worker *w, const Byol__NodeResult *nr)
 		if (r->nodes[i].lo == (int)nr->lo && r->nodes[i].hi == (int)nr->hi &&
 		    nr->lo < nr->hi)
 			x = &r->nodes[i];
-	if (!x || x->w != w || x->done) {
+	if (!x || (x->w != w && x->backup != w)) {
 		conn_close(w->c, -EPROTO, "NodeResult [%u, %u) of step %ld: not a node assigned "
 			   "to this worker", nr->lo, nr->hi, r->k);
+		return;
+	}
+	if (x->done) {
+		w->stalled = 0;
+		dlog(DLOG_INFO, "worker %s: NodeResult [%u, %u) of step %ld, which the other "
+				"worker answered first: ignored", w->name, nr->lo, nr->hi, r->k);
 		return;
 	}
 	size_t P = r->m.L.total, NB = r->m.bn_layout.total;
@@ -233,6 +250,19 @@ void coord_node_result(byold *d, worker *w, const Byol__NodeResult *nr)
 	s->collapse = nr->collapse;
 	s->n = (int)nr->n;
 	x->done = 1;
+	double took = mono_s() - (w == x->backup ? x->t_backup : x->t_assigned);
+	if (took > r->node_slowest)
+		r->node_slowest = took;
+	w->stalled = 0;
+	if (x->backup) {
+		/* the other one's copy of the node no longer counts */
+		worker *other = x->w == w ? x->backup : x->w;
+		other->shards_out -= x->hi - x->lo;
+		if (w == x->backup)
+			devent(d, r->id, DLOG_INFO, "run %lld step %ld: worker %s answered [%d, %d) "
+			       "first, after %.1f s", (long long)r->id, r->k, w->name, x->lo,
+			       x->hi, took);
+	}
 	w->shards_out -= x->hi - x->lo;
 	w->shards_done += (uint64_t)(x->hi - x->lo);
 	w->unflushed += x->hi - x->lo;
@@ -349,8 +379,22 @@ void coord_worker_lost(byold *d, worker *w)
 	int lost = 0;
 	for (int i = 0; i < r->n_nodes; i++) {
 		step_node *x = &r->nodes[i];
+		if (x->backup == w) {
+			x->backup = NULL;
+			x->backup_fresh = 0;
+			continue;
+		}
 		if (x->w != w)
 			continue;
+		if (x->backup) {
+			/* the backup carries on alone */
+			x->w = x->backup;
+			x->fresh = x->backup_fresh;
+			x->t_assigned = x->t_backup;
+			x->backup = NULL;
+			x->backup_fresh = 0;
+			continue;
+		}
 		if (!x->done) {
 			lost += x->hi - x->lo;
 			x->fresh = 0;
@@ -369,6 +413,50 @@ void coord_worker_lost(byold *d, worker *w)
 	coord_progress(d, r);
 }
 
+/* Seconds a node may take before it goes to a second worker too. */
+static double node_deadline(const byold *d, const run *r)
+{
+	if (d->cfg.node_timeout_ms > 0)
+		return d->cfg.node_timeout_ms / 1000.0;
+	if (r->node_slowest_prev <= 0)
+		return 60.0;
+	double t = 10 * r->node_slowest_prev;
+	return t < 10.0 ? 10.0 : t;
+}
+
+/* A node over its deadline goes to the least loaded other worker as well. Its
+ * result is the same bytes whoever computes it, so the first one in counts;
+ * the slow worker takes no new work until it answers (a worker whose compute
+ * hangs while its heartbeats go on would otherwise hold the run forever). */
+static void back_up_slow_nodes(byold *d, run *r, double now)
+{
+	double limit = node_deadline(d, r);
+	int any = 0;
+	for (int i = 0; i < r->n_nodes; i++) {
+		step_node *x = &r->nodes[i];
+		if (x->done || !x->w || x->backup || now - x->t_assigned < limit)
+			continue;
+		worker *best = NULL;
+		for (worker *w = d->workers; w; w = w->next)
+			if (w != x->w && worker_can_step(d, w) &&
+			    (!best || w->shards_out < best->shards_out))
+				best = w;
+		if (!best || (best->params_step != r->k && worker_send_params(d, best) < 0))
+			continue;
+		x->backup = best;
+		x->backup_fresh = 1;
+		x->t_backup = now;
+		best->shards_out += x->hi - x->lo;
+		x->w->stalled = 1;
+		any = 1;
+		devent(d, r->id, DLOG_WARN, "run %lld step %ld: worker %s has not answered [%d, %d) "
+		       "in %.1f s (limit %.1f s): worker %s computes it too", (long long)r->id,
+		       r->k, x->w->name, x->lo, x->hi, now - x->t_assigned, limit, best->name);
+	}
+	if (any)
+		send_fresh(d, r);
+}
+
 void coord_cron(byold *d)
 {
 	run *r = d->run;
@@ -377,6 +465,7 @@ void coord_cron(byold *d)
 	if (!r || r->phase != RUN_STEP || r->starting || run_stopping(d, r))
 		return;
 	double now = mono_s(), stall = d->cfg.stall_ms / 1000.0;
+	back_up_slow_nodes(d, r, now);
 	if (now - r->t_step0 < stall || now - r->stall_reported < stall)
 		return;
 	r->stall_reported = now;

@@ -48,6 +48,10 @@ static const dkey keys[] = {
 	  "silence allowed from a worker running an evaluation job" },
 	{ "stall_ms", K_INT, 1000, 86400000, "60000", F(stall_ms),
 	  "a step that has not finished after this long is reported in the log" },
+	{ "node_timeout_ms", K_INT, 0, 86400000, "0", F(node_timeout_ms),
+	  "a tree node unanswered this long also goes to another worker (the first result "
+	  "counts); 0 = 10 times the slowest node of the step before, at least 10 s (60 s "
+	  "for a run's first step)" },
 	{ "start_wait_ms", K_INT, 0, 3600000, "10000", F(start_wait_ms),
 	  "the first step of a run waits this long for workers still setting it up" },
 	{ "apply_threads", K_INT, 1, 64, "2", F(apply_threads),

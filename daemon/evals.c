@@ -19,7 +19,8 @@ static worker *pick(byold *d, run *r)
 {
 	worker *best = NULL;
 	for (worker *w = d->workers; w; w = w->next) {
-		if (w->state != W_READY || w->run_id != r->id || w->refused || !conn_is_open(w->c))
+		if (w->state != W_READY || w->run_id != r->id || w->refused || w->stalled ||
+		    w->congested || !conn_is_open(w->c))
 			continue;
 		if (!best || w->evals < best->evals ||
 		    (w->evals == best->evals && w->shards_out < best->shards_out))

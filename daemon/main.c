@@ -113,9 +113,10 @@ static void on_high_water(conn *c)
 static void on_drain(conn *c)
 {
 	worker *w = conn_role(c) == AUTH_ROLE_WORKER ? conn_data(c) : NULL;
-	if (w)
+	if (w) {
 		w->congested = 0;
-	else if (conn_role(c) == AUTH_ROLE_CLIENT)
+		coord_worker_free(conn_owner(c), w);
+	} else if (conn_role(c) == AUTH_ROLE_CLIENT)
 		client_congested(conn_owner(c), c, 0);
 }
 

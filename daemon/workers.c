@@ -95,7 +95,7 @@ int worker_can_step(const byold *d, const worker *w)
 {
 	const run *r = d->run;
 	return r && r->ready && w->state == W_READY && w->run_id == r->id && !w->refused &&
-	       w->evals == 0 && conn_is_open(w->c);
+	       w->evals == 0 && !w->congested && !w->stalled && conn_is_open(w->c);
 }
 
 void worker_send_setup(byold *d, worker *w)

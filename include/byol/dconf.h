@@ -40,6 +40,8 @@ typedef struct {
 	int worker_timeout_ms;          /* 0: 3 * heartbeat_ms; silence that drops a worker */
 	int eval_timeout_ms;            /* 600000: silence allowed while evaluating */
 	int stall_ms;                   /* 60000: a step older than this is reported */
+	int node_timeout_ms;            /* 0 (automatic): a tree node unanswered this
+					 * long goes to a second worker too */
 	int start_wait_ms;              /* 10000: a run's first step waits this long
 					 * for workers still setting up */
 	int apply_threads;              /* 2: threads of the optimizer step */

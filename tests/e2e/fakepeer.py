@@ -10,6 +10,9 @@ MODE:
   badtoken   the handshake with a wrong token
   shortgrad  a worker that registers, takes a run and answers its first tree
              node with a gradient of the wrong size
+  hang       a worker that registers, takes a run, reads everything and answers
+             heartbeats but never a ShardAssign (a worker whose compute hangs),
+             until killed (or the timeout); prints each node it is given
   deaf       a worker that registers, takes a run, reads its first StepParams
              and then reads nothing more, sending heartbeats until killed (or
              the timeout): the daemon's writes to it stay queued
@@ -225,6 +228,37 @@ def main():
         else:
             print("no shard_assign within %.0f s" % timeout)
             return 1
+    elif mode == "hang":
+        ok, reason = p.handshake(token)
+        if not ok:
+            print("handshake refused: %s" % reason)
+            return 1
+        p.send(frame(WORKER_REGISTER, f_bytes(1, "hang") + f_varint(2, 1) +
+                     f_bytes(3, "fakepeer/1") + f_bytes(4, "localhost")))
+        p.s.settimeout(0.5)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                got = p.recv_frame()
+            except socket.timeout:
+                p.send(frame(HEARTBEAT, f_varint(1, 1)))
+                continue
+            if got is None:
+                print("daemon closed the connection")
+                return 0
+            num, body = got
+            d = parse(body)
+            if num == RUN_SETUP:
+                p.send(frame(RUN_READY, f_varint(1, first(d, 1))))
+            elif num == HEARTBEAT:
+                p.send(frame(HEARTBEAT, f_varint(1, 1)))
+            elif num == SHARD_ASSIGN:
+                for raw in d.get(3, []):
+                    node = parse(raw)
+                    print("shard_assign step %d node [%d, %d): not answering"
+                          % (first(d, 2), first(node, 1), first(node, 2)))
+                sys.stdout.flush()
+        return 0
     elif mode == "deaf":
         ok, reason = p.handshake(token)
         if not ok:

@@ -2,8 +2,10 @@
 # The parameters go out to the workers from the coordinator's own buffer (lent
 # to the writes, not copied). A worker that stops reading keeps such a write
 # queued past the step's end: the apply must then go on with a copy, and the
-# run stay byte-identical to the undisturbed run. The model is the default
-# one, so that the 13 MB of parameters cannot fit in the socket's buffers.
+# run stay byte-identical to the undisturbed run. Once more than the high
+# water (32 MiB) waits for that worker, it takes no more StepParams, so what it
+# holds stays bounded. The model is the default one, so that the 13 MB of
+# parameters cannot fit in the socket's buffers.
 . "$(dirname "$0")/cluster.inc"
 
 write_experiment "$T/exp.ini" model.encoder_widths=1024,1024,512 model.proj_hidden=1024 \
@@ -38,7 +40,12 @@ grep -q "reading nothing more" "$T/deaf.log" ||
 	fail "the deaf worker never got its first parameters: $(cat "$T/deaf.log")"
 grep -q "write of the parameters still queued (a congested worker): the apply goes on with a copy" \
 	"$T/byold.log" || fail "no apply went on with a copy of the parameters"
+n=$(grep -c 'goes on with a copy' "$T/byold.log")
+[ "$n" -le 3 ] || fail "$n StepParams were queued for the deaf worker: its queue is not bounded"
+ctl workers >"$T/workers.out" || fail "byolctl workers failed"
+grep "^deaf " "$T/workers.out" | grep -q " congested " ||
+	fail "byolctl workers does not show the deaf worker congested: $(cat "$T/workers.out")"
 CK=$(latest_checkpoint "$RUN")
 cmp "$CK" "$T/ref.safetensors" || fail "the run with a deaf worker differs from the undisturbed run"
 kill -0 "$DAEMON_PID" || fail "byold died"
-echo "lent_params: ok (run $RUN; $(grep -c 'goes on with a copy' "$T/byold.log") apply with a copy)"
+echo "lent_params: ok (run $RUN; $n applies with a copy)"

@@ -1,0 +1,42 @@
+#!/bin/sh
+# A worker whose compute hangs while its heartbeats go on: the tree node it
+# holds goes to the other worker as well after node_timeout_ms, the run
+# completes byte-identical to the undisturbed run, and the hung worker is given
+# no more work. Without the backup the run would wait for it forever.
+. "$(dirname "$0")/cluster.inc"
+
+long_experiment 1000 1
+cat >"$T/byold.conf" <<INI
+[byold]
+node_timeout_ms = 1000
+heartbeat_ms = 200
+INI
+start_daemon --config "$T/byold.conf"
+start_worker w1 --threads 1
+"$PY" "$E2E_DIR/fakepeer.py" hang "$ADDR" --timeout 120 >"$T/hang.log" 2>&1 &
+PIDS="$PIDS $!"
+i=0
+until [ "$(grep -c ' joined: host ' "$T/byold.log" || true)" -ge 2 ]; do
+	i=$((i + 1)); [ $i -lt 100 ] || fail "the two workers did not join"; sleep 0.1
+done
+ctl submit "$T/exp.ini" --wait >"$T/submit.out" 2>"$T/submit.err" &
+SUBMIT=$!
+PIDS="$PIDS $SUBMIT"
+rc=0; wait "$SUBMIT" || rc=$?
+[ $rc = 0 ] || fail "submit --wait exited $rc: $(cat "$T/submit.err")"
+RUN=$(head -n1 "$T/submit.out")
+
+J=$(run_json "$RUN")
+[ "$(json_get "$J" status)" = completed ] || fail "run $RUN is not completed: $J"
+metrics_check "$RUN" $TOTAL
+n=$(grep -c "not answering" "$T/hang.log" || true)
+[ "$n" -ge 1 ] || fail "the hung worker was given no node: $(cat "$T/hang.log")"
+[ "$n" -le 2 ] || fail "the hung worker was given $n nodes after its first went unanswered"
+grep -q "worker hang has not answered .* worker w1 computes it too" "$T/byold.log" ||
+	fail "no node went to w1 as well"
+ctl workers >"$T/workers.out" || fail "byolctl workers failed"
+grep "^hang " "$T/workers.out" | grep -q " stalled " ||
+	fail "byolctl workers does not show the hung worker stalled: $(cat "$T/workers.out")"
+CK=$(latest_checkpoint "$RUN")
+cmp "$CK" "$T/ref.safetensors" || fail "the run with a hung worker differs from the undisturbed run"
+echo "slow_node: ok (run $RUN; the hung worker held $n node(s))"
