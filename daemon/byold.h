@@ -311,6 +311,10 @@ void evals_final(byold *d, run *r);
 /* Sends waiting final jobs to free workers. */
 void evals_dispatch(byold *d, run *r);
 void evals_worker_lost(byold *d, run *r, worker *w);
+/* Housekeeping: a job unanswered for eval_timeout_ms is taken from its worker
+ * (marked stalled): a final job goes to another worker, a periodic one is
+ * dropped. */
+void evals_cron(byold *d, run *r);
 void evals_result(byold *d, worker *w, const Byol__EvalResult *er);
 /* 1 when no job is outstanding or waiting. */
 int evals_idle(const run *r);

@@ -460,8 +460,10 @@ static void back_up_slow_nodes(byold *d, run *r, double now)
 void coord_cron(byold *d)
 {
 	run *r = d->run;
-	if (r && r->ready)
+	if (r && r->ready) {
 		run_maybe_start(d, r);
+		evals_cron(d, r);
+	}
 	if (!r || r->phase != RUN_STEP || r->starting || run_stopping(d, r))
 		return;
 	double now = mono_s(), stall = d->cfg.stall_ms / 1000.0;

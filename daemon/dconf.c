@@ -45,7 +45,8 @@ static const dkey keys[] = {
 	{ "worker_timeout_ms", K_INT, 0, 86400000, "0", F(worker_timeout_ms),
 	  "a worker silent this long is dropped; 0 = three heartbeats" },
 	{ "eval_timeout_ms", K_INT, 1000, 86400000, "600000", F(eval_timeout_ms),
-	  "silence allowed from a worker running an evaluation job" },
+	  "silence allowed from a worker running an evaluation job, and the time the job "
+	  "may take before it goes to another worker" },
 	{ "stall_ms", K_INT, 1000, 86400000, "60000", F(stall_ms),
 	  "a step that has not finished after this long is reported in the log" },
 	{ "node_timeout_ms", K_INT, 0, 86400000, "0", F(node_timeout_ms),

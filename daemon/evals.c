@@ -6,7 +6,10 @@
  * packed when it is sent. A worker with a job outstanding takes no shards until
  * it answers (it may take long; its silence is judged by eval_timeout_ms). A
  * periodic job whose worker goes is dropped (the state has moved on); a final
- * job goes to another worker, since the state no longer changes.
+ * job goes to another worker, since the state no longer changes. The same
+ * happens to a job unanswered for eval_timeout_ms although its worker still
+ * sends heartbeats (its compute hangs): that worker is then stalled, takes no
+ * work until it answers, and its late answer is ignored.
  */
 #include <math.h>
 #include <stdio.h>
@@ -124,20 +127,51 @@ void evals_dispatch(byold *d, run *r)
 	}
 }
 
+/* Takes job j from its worker; a periodic job is dropped (1), a final one waits
+ * for another worker (0). */
+static int take_back(byold *d, run *r, eval_job *j, const char *why)
+{
+	worker *w = j->w;
+	j->w = NULL;
+	if (w->evals > 0)
+		w->evals--;
+	if (!j->final) {
+		devent(d, r->id, DLOG_WARN, "run %lld: the kNN evaluation of step %ld is lost: "
+		       "worker %s %s", (long long)r->id, j->step, w->name, why);
+		remove_job(r, j);
+		return 1;
+	}
+	devent(d, r->id, DLOG_WARN, "run %lld: the final %s evaluation goes to another worker: "
+	       "worker %s %s", (long long)r->id, j->kind, w->name, why);
+	return 0;
+}
+
 void evals_worker_lost(byold *d, run *r, worker *w)
 {
 	for (eval_job *j = r->jobs, *next; j; j = next) {
 		next = j->next;
-		if (j->w != w)
-			continue;
-		j->w = NULL;
-		if (!j->final) {
-			devent(d, r->id, DLOG_WARN, "run %lld: the kNN evaluation of step %ld is lost "
-			       "with worker %s", (long long)r->id, j->step, w->name);
-			remove_job(r, j);
-		}
+		if (j->w == w)
+			take_back(d, r, j, "left");
 	}
 	w->evals = 0;
+}
+
+void evals_cron(byold *d, run *r)
+{
+	double now = mono_s(), limit = d->cfg.eval_timeout_ms / 1000.0;
+	int again = 0;
+	for (eval_job *j = r->jobs, *next; j; j = next) {
+		next = j->next;
+		if (!j->w || now - j->t_sent < limit)
+			continue;
+		char why[128];
+		snprintf(why, sizeof(why), "has not answered in %.1f s (limit %.1f s)",
+			 now - j->t_sent, limit);
+		j->w->stalled = 1;
+		again |= !take_back(d, r, j, why);
+	}
+	if (again)
+		evals_dispatch(d, r);
 }
 
 void evals_result(byold *d, worker *w, const Byol__EvalResult *er)
@@ -148,10 +182,12 @@ void evals_result(byold *d, worker *w, const Byol__EvalResult *er)
 	for (eval_job *x = r ? r->jobs : NULL; x; x = x->next)
 		if (x->id == er->job_id)
 			j = x;
-	if (!j) {
+	if (!j || (j->w != w && w->stalled)) {
+		w->stalled = 0;         /* it answers again */
 		dlog(DLOG_INFO, "worker %s: EvalResult of job %llu (run %llu), which is not "
-				"outstanding: ignored", w->name, (unsigned long long)er->job_id,
-		     (unsigned long long)er->run_id);
+				"outstanding with it: ignored", w->name,
+		     (unsigned long long)er->job_id, (unsigned long long)er->run_id);
+		coord_worker_free(d, w);
 		return;
 	}
 	if (j->w != w || er->run_id != (uint64_t)r->id || er->step != (uint64_t)j->step ||

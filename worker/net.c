@@ -542,9 +542,19 @@ void wn_on_message(conn *c, Byol__Envelope *e)
 	worker *w = conn_owner(c);
 	w->last_rx_ms = wn_now_ms();
 	switch (e->msg_case) {
-	case BYOL__ENVELOPE__MSG_HEARTBEAT:
+	case BYOL__ENVELOPE__MSG_HEARTBEAT: {
+		/* answered at once, so the coordinator hears from this worker at its
+		 * own period, whatever the worker's --heartbeat-ms */
+		Byol__Heartbeat hb = BYOL__HEARTBEAT__INIT;
+		Byol__Envelope r = BYOL__ENVELOPE__INIT;
 		w->peer_beats = 1;
+		hb.seq = e->heartbeat->seq;
+		hb.unix_ms = wn_wall_ms();
+		r.msg_case = BYOL__ENVELOPE__MSG_HEARTBEAT;
+		r.heartbeat = &hb;
+		wn_send_env(w, &r);
 		return;
+	}
 	case BYOL__ENVELOPE__MSG_ERROR:
 		worker_log("the coordinator says: %s (%d)", e->error->message, e->error->code);
 		return;
