@@ -165,6 +165,34 @@ class Peer:
         res = parse(body)
         return bool(first(res, 1)), first(res, 2, b"").decode(errors="replace")
 
+    def join(self, token, name):
+        """The handshake, then WorkerRegister; False (and a line) when refused."""
+        ok, reason = self.handshake(token)
+        if not ok:
+            print("handshake refused: %s" % reason)
+            return False
+        self.send(frame(WORKER_REGISTER, f_bytes(1, name) + f_varint(2, 1) +
+                        f_bytes(3, "fakepeer/1") + f_bytes(4, "localhost")))
+        return True
+
+    def next_message(self):
+        """The next message other than RunSetup (answered RunReady) and Heartbeat
+        (answered): (field number, parsed body), or None at EOF. A socket
+        timeout passes through."""
+        while True:
+            got = self.recv_frame()
+            if got is None:
+                return None
+            num, body = got
+            d = parse(body)
+            if num == RUN_SETUP:
+                print("run_setup run %d: param_count %d" % (first(d, 1), first(d, 3)))
+                self.send(frame(RUN_READY, f_varint(1, first(d, 1))))
+            elif num == HEARTBEAT:
+                self.send(frame(HEARTBEAT, f_varint(1, 1)))
+            else:
+                return num, d
+
 
 def main():
     args = sys.argv[1:]
@@ -192,25 +220,16 @@ def main():
         if ok:
             return 1
     elif mode == "shortgrad":
-        ok, reason = p.handshake(token)
-        if not ok:
-            print("handshake refused: %s" % reason)
+        if not p.join(token, "fakepeer"):
             return 1
-        p.send(frame(WORKER_REGISTER, f_bytes(1, "fakepeer") + f_varint(2, 1) +
-                     f_bytes(3, "fakepeer/1") + f_bytes(4, "localhost")))
         deadline = time.time() + timeout
         while time.time() < deadline:
-            got = p.recv_frame()
+            got = p.next_message()
             if got is None:
                 print("daemon closed the connection before any shard_assign")
                 return 1
-            num, body = got
-            d = parse(body)
-            if num == RUN_SETUP:
-                run_id = first(d, 1)
-                print("run_setup run %d: param_count %d" % (run_id, first(d, 3)))
-                p.send(frame(RUN_READY, f_varint(1, run_id)))
-            elif num == SHARD_ASSIGN:
+            num, d = got
+            if num == SHARD_ASSIGN:
                 run_id, step = first(d, 1), first(d, 2)
                 node = parse(d[3][0]) if 3 in d else {}
                 lo, hi = first(node, 1), first(node, 2)
@@ -221,38 +240,27 @@ def main():
                        f_varint(9, 32))
                 p.send(frame(NODE_RESULT, res))
                 break
-            elif num == HEARTBEAT:
-                p.send(frame(HEARTBEAT, f_varint(1, 1)))
             elif num == ERROR:
                 print("daemon sent Error: %s" % first(d, 2, b"").decode(errors="replace"))
         else:
             print("no shard_assign within %.0f s" % timeout)
             return 1
     elif mode == "hang":
-        ok, reason = p.handshake(token)
-        if not ok:
-            print("handshake refused: %s" % reason)
+        if not p.join(token, "hang"):
             return 1
-        p.send(frame(WORKER_REGISTER, f_bytes(1, "hang") + f_varint(2, 1) +
-                     f_bytes(3, "fakepeer/1") + f_bytes(4, "localhost")))
         p.s.settimeout(0.5)
         deadline = time.time() + timeout
         while time.time() < deadline:
             try:
-                got = p.recv_frame()
+                got = p.next_message()
             except socket.timeout:
                 p.send(frame(HEARTBEAT, f_varint(1, 1)))
                 continue
             if got is None:
                 print("daemon closed the connection")
                 return 0
-            num, body = got
-            d = parse(body)
-            if num == RUN_SETUP:
-                p.send(frame(RUN_READY, f_varint(1, first(d, 1))))
-            elif num == HEARTBEAT:
-                p.send(frame(HEARTBEAT, f_varint(1, 1)))
-            elif num == SHARD_ASSIGN:
+            num, d = got
+            if num == SHARD_ASSIGN:
                 for raw in d.get(3, []):
                     node = parse(raw)
                     print("shard_assign step %d node [%d, %d): not answering"
@@ -260,26 +268,17 @@ def main():
                 sys.stdout.flush()
         return 0
     elif mode == "deaf":
-        ok, reason = p.handshake(token)
-        if not ok:
-            print("handshake refused: %s" % reason)
+        if not p.join(token, "deaf"):
             return 1
-        p.send(frame(WORKER_REGISTER, f_bytes(1, "deaf") + f_varint(2, 1) +
-                     f_bytes(3, "fakepeer/1") + f_bytes(4, "localhost")))
         deadline = time.time() + timeout
         while time.time() < deadline:
-            got = p.recv_frame()
+            got = p.next_message()
             if got is None:
                 print("daemon closed the connection before any step_params")
                 return 1
-            num, body = got
-            if num == RUN_SETUP:
-                run_id = first(parse(body), 1)
-                p.send(frame(RUN_READY, f_varint(1, run_id)))
-            elif num == HEARTBEAT:
-                p.send(frame(HEARTBEAT, f_varint(1, 1)))
-            elif num == STEP_PARAMS:
-                print("step_params of step %d: reading nothing more" % first(parse(body), 2))
+            num, d = got
+            if num == STEP_PARAMS:
+                print("step_params of step %d: reading nothing more" % first(d, 2))
                 sys.stdout.flush()
                 break
         while time.time() < deadline:

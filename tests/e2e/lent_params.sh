@@ -19,14 +19,7 @@ timeout 120 "$WORKER" --local "$T/exp.ini" --threads 1 --quiet \
 
 start_daemon
 start_worker w1 --threads 1
-ctl submit "$T/exp.ini" --wait >"$T/submit.out" 2>"$T/submit.err" &
-SUBMIT=$!
-PIDS="$PIDS $SUBMIT"
-i=0
-until [ -s "$T/submit.out" ]; do
-	i=$((i + 1)); [ $i -lt 100 ] || fail "no run id from submit"; sleep 0.1
-done
-RUN=$(head -n1 "$T/submit.out")
+submit_background
 wait_step "$RUN" 2
 "$PY" "$E2E_DIR/fakepeer.py" deaf "$ADDR" --timeout 100 >"$T/deaf.log" 2>&1 &
 PIDS="$PIDS $!"

@@ -19,11 +19,8 @@ i=0
 until [ "$(grep -c ' joined: host ' "$T/byold.log" || true)" -ge 2 ]; do
 	i=$((i + 1)); [ $i -lt 100 ] || fail "the two workers did not join"; sleep 0.1
 done
-ctl submit "$T/exp.ini" --wait >"$T/submit.out" 2>"$T/submit.err" &
-SUBMIT=$!
-PIDS="$PIDS $SUBMIT"
-rc=0; wait "$SUBMIT" || rc=$?
-[ $rc = 0 ] || fail "submit --wait exited $rc: $(cat "$T/submit.err")"
+ctl submit "$T/exp.ini" --wait >"$T/submit.out" 2>"$T/submit.err" ||
+	fail "submit --wait failed: $(cat "$T/submit.err")"
 RUN=$(head -n1 "$T/submit.out")
 
 J=$(run_json "$RUN")
