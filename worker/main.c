@@ -82,79 +82,10 @@ static int print_report(const experiment_config *cfg, const train_report *r)
 	return 0;
 }
 
-int main(int argc, char **argv)
+/* --local FILE (or --eval): exit status. */
+static int run_local(const char *local, const char **sets, int nsets, const char *eval_path,
+		     int quiet, const train_options *topt)
 {
-	static const struct option opts[] = {
-		{"local", required_argument, 0, 'l'},
-		{"set", required_argument, 0, 's'},
-		{"threads", required_argument, 0, 't'},
-		{"checkpoint", required_argument, 0, 'c'},
-		{"eval", required_argument, 0, 'e'},
-		{"quiet", no_argument, 0, 'q'},
-		{"help", no_argument, 0, 'h'},
-		{"help-config", no_argument, 0, 'H'},
-		{"coordinator", required_argument, 0, 'C'},
-		{"socket", required_argument, 0, 'S'},
-		{"token-file", required_argument, 0, 'T'},
-		{"name", required_argument, 0, 'N'},
-		{0, 0, 0, 0},
-	};
-	const char *local = NULL, *eval_path = NULL;
-	worker_net_options nopt = {0};
-	const char **sets = calloc((size_t)argc, sizeof(char *));
-	int nsets = 0, threads = 0, quiet = 0;
-	train_options topt = {0};
-	int c;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 'l': local = optarg; break;
-		case 's': sets[nsets++] = optarg; break;
-		case 't':
-			threads = atoi(optarg);
-			if (threads < 1 || threads > 256) {
-				fprintf(stderr, "byol-worker: --threads %s: expected 1 to 256\n", optarg);
-				return 2;
-			}
-			break;
-		case 'c': topt.checkpoint_path = optarg; break;
-		case 'e': eval_path = optarg; break;
-		case 'q': quiet = 1; break;
-		case 'h': usage(stdout); return 0;
-		case 'H': config_print_help(stdout); return 0;
-		case 'C': nopt.coordinator = optarg; break;
-		case 'S': nopt.socket_path = optarg; break;
-		case 'T': nopt.token_file = optarg; break;
-		case 'N': nopt.name = optarg; break;
-		default: usage(stderr); return 2;
-		}
-	}
-	int net = nopt.coordinator || nopt.socket_path || nopt.token_file || nopt.name;
-	if (optind != argc || (local ? net : !net) ||
-	    (net && (nsets || topt.checkpoint_path || eval_path || quiet))) {
-		usage(stderr);
-		return 2;
-	}
-	if (net && !!nopt.coordinator == !!nopt.socket_path) {
-		fprintf(stderr, "byol-worker: give one of --coordinator and --socket\n");
-		return 2;
-	}
-	if (nopt.name && (!nopt.name[0] || strlen(nopt.name) > 63)) {
-		fprintf(stderr, "byol-worker: --name: 1 to 63 characters\n");
-		return 2;
-	}
-	if (!threads) {
-		long n = sysconf(_SC_NPROCESSORS_ONLN);
-		threads = n > 0 ? (int)n : 1;
-	}
-	if (net) {
-		free(sets);
-		nopt.threads = threads;
-		if (!nopt.token_file)
-			nopt.token_file = credential_token();
-		return worker_net_run(&nopt);
-	}
-	topt.threads = threads;
-
 	char err[BYOL_ERR_LEN] = "";
 	experiment_config cfg;
 	config_defaults(&cfg);
@@ -181,12 +112,93 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	train_report rep;
-	int rc = eval_path ? train_eval_checkpoint(&cfg, eval_path, threads, &rep, err)
-			   : train_local(&cfg, &topt, quiet ? NULL : stderr, &rep, err);
+	int rc = eval_path ? train_eval_checkpoint(&cfg, eval_path, topt->threads, &rep, err)
+			   : train_local(&cfg, topt, quiet ? NULL : stderr, &rep, err);
 	if (rc < 0) {
 		fprintf(stderr, "byol-worker: %s\n", err);
 		return 1;
 	}
-	free(sets);
 	return print_report(&cfg, &rep) < 0 ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"local", required_argument, 0, 'l'},
+		{"set", required_argument, 0, 's'},
+		{"threads", required_argument, 0, 't'},
+		{"checkpoint", required_argument, 0, 'c'},
+		{"eval", required_argument, 0, 'e'},
+		{"quiet", no_argument, 0, 'q'},
+		{"help", no_argument, 0, 'h'},
+		{"help-config", no_argument, 0, 'H'},
+		{"coordinator", required_argument, 0, 'C'},
+		{"socket", required_argument, 0, 'S'},
+		{"token-file", required_argument, 0, 'T'},
+		{"name", required_argument, 0, 'N'},
+		{0, 0, 0, 0},
+	};
+	const char *local = NULL, *eval_path = NULL;
+	worker_net_options nopt = {0};
+	const char **sets = calloc((size_t)argc, sizeof(char *));
+	int nsets = 0, threads = 0, quiet = 0;
+	train_options topt = {0};
+	int c, rc = 2;
+	if (!sets) {
+		fprintf(stderr, "byol-worker: out of memory\n");
+		return 1;
+	}
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'l': local = optarg; break;
+		case 's': sets[nsets++] = optarg; break;
+		case 't':
+			threads = atoi(optarg);
+			if (threads < 1 || threads > 256) {
+				fprintf(stderr, "byol-worker: --threads %s: expected 1 to 256\n", optarg);
+				goto out;
+			}
+			break;
+		case 'c': topt.checkpoint_path = optarg; break;
+		case 'e': eval_path = optarg; break;
+		case 'q': quiet = 1; break;
+		case 'h': usage(stdout); rc = 0; goto out;
+		case 'H': config_print_help(stdout); rc = 0; goto out;
+		case 'C': nopt.coordinator = optarg; break;
+		case 'S': nopt.socket_path = optarg; break;
+		case 'T': nopt.token_file = optarg; break;
+		case 'N': nopt.name = optarg; break;
+		default: usage(stderr); goto out;
+		}
+	}
+	int net = nopt.coordinator || nopt.socket_path || nopt.token_file || nopt.name;
+	if (optind != argc || (local ? net : !net) ||
+	    (net && (nsets || topt.checkpoint_path || eval_path || quiet))) {
+		usage(stderr);
+		goto out;
+	}
+	if (net && !!nopt.coordinator == !!nopt.socket_path) {
+		fprintf(stderr, "byol-worker: give one of --coordinator and --socket\n");
+		goto out;
+	}
+	if (nopt.name && (!nopt.name[0] || strlen(nopt.name) > 63)) {
+		fprintf(stderr, "byol-worker: --name: 1 to 63 characters\n");
+		goto out;
+	}
+	if (!threads) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		threads = n > 0 ? (int)n : 1;
+	}
+	if (net) {
+		free(sets);
+		nopt.threads = threads;
+		if (!nopt.token_file)
+			nopt.token_file = credential_token();
+		return worker_net_run(&nopt);
+	}
+	topt.threads = threads;
+	rc = run_local(local, sets, nsets, eval_path, quiet, &topt);
+out:
+	free(sets);
+	return rc;
 }

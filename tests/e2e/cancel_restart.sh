@@ -12,15 +12,10 @@
 # one metric row per step.
 . "$(dirname "$0")/cluster.inc"
 
-SHIM="$BIN/tests/fsync_shim.so"
-[ -f "$SHIM" ] || fail "$SHIM is not built (make tests)"
 
 long_experiment 8 2
 touch "$T/hold"
-export LD_PRELOAD="$PWD/$SHIM" FSYNC_SHIM_ACTION=hold-file FSYNC_SHIM_MATCH=/state/runs/ \
-	FSYNC_SHIM_FLAG="$T/hold"
-start_daemon
-unset LD_PRELOAD FSYNC_SHIM_ACTION FSYNC_SHIM_MATCH FSYNC_SHIM_FLAG
+start_daemon_with_fsync_shim hold-file "$T/hold"
 start_worker w1 --threads 1
 start_worker w2 --threads 1
 RUN=$(ctl submit "$T/exp.ini" | tail -n 1)

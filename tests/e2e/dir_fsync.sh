@@ -12,8 +12,6 @@
 # bytes of `byol-worker --local`, and its rows name whole files.
 . "$(dirname "$0")/cluster.inc"
 
-SHIM="$BIN/tests/fsync_shim.so"
-[ -f "$SHIM" ] || fail "$SHIM is not built (make tests)"
 
 write_experiment "$T/exp.ini" data.train_limit=256 data.batch_size=64 optim.epochs=4 \
 	checkpoint.every_steps=4 checkpoint.keep=2 eval.knn_every_epochs=0 eval.probe=false
@@ -33,10 +31,7 @@ logged() {
 
 touch "$T/fail-fsync"
 printf '[byold]\nheartbeat_ms = 500\n' >"$T/byold.conf"
-export LD_PRELOAD="$PWD/$SHIM" FSYNC_SHIM_ACTION=fail-dir FSYNC_SHIM_MATCH=/state/runs/ \
-	FSYNC_SHIM_FLAG="$T/fail-fsync"
-start_daemon --config "$T/byold.conf"
-unset LD_PRELOAD FSYNC_SHIM_ACTION FSYNC_SHIM_MATCH FSYNC_SHIM_FLAG
+start_daemon_with_fsync_shim fail-dir "$T/fail-fsync" --config "$T/byold.conf"
 start_worker w1 --threads 1
 RUN=$(ctl submit "$T/exp.ini" | tail -n 1)
 
