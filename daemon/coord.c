@@ -190,6 +190,7 @@ void coord_start_apply(byold *d, run *r)
 void coord_node_result(byold *d, worker *w, const Byol__NodeResult *nr)
 {
 	run *r = d->run;
+	w->stalled = 0;                 /* it answers again, whatever it answers */
 	if (!r || (int64_t)nr->run_id != r->id) {
 		dlog(DLOG_INFO, "worker %s: NodeResult of run %llu, which is not active: ignored",
 		     w->name, (unsigned long long)nr->run_id);
@@ -200,7 +201,6 @@ void coord_node_result(byold *d, worker *w, const Byol__NodeResult *nr)
 		return;
 	}
 	if (r->phase != RUN_STEP || r->starting || nr->step != (uint64_t)r->k) {
-		w->stalled = 0;       /* it answers again */
 		dlog(DLOG_INFO, "worker %s: NodeResult of run %lld step %llu, not the step in "
 				"progress: ignored", w->name, (long long)r->id,
 		     (unsigned long long)nr->step);
@@ -217,7 +217,6 @@ void coord_node_result(byold *d, worker *w, const Byol__NodeResult *nr)
 		return;
 	}
 	if (x->done) {
-		w->stalled = 0;
 		dlog(DLOG_INFO, "worker %s: NodeResult [%u, %u) of step %ld, which the other "
 				"worker answered first: ignored", w->name, nr->lo, nr->hi, r->k);
 		return;
@@ -253,7 +252,6 @@ void coord_node_result(byold *d, worker *w, const Byol__NodeResult *nr)
 	double took = mono_s() - (w == x->backup ? x->t_backup : x->t_assigned);
 	if (took > r->node_slowest)
 		r->node_slowest = took;
-	w->stalled = 0;
 	if (x->backup) {
 		/* the other one's copy of the node no longer counts */
 		worker *other = x->w == w ? x->backup : x->w;

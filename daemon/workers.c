@@ -117,6 +117,7 @@ void worker_send_setup(byold *d, worker *w)
 	w->state = W_SETUP;
 	w->run_id = r->id;
 	w->refused = 0;
+	w->stalled = 0;                 /* it must answer RunReady first */
 	w->params_step = -1;
 	w->shards_out = 0;
 	w->evals = 0;

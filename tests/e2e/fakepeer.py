@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """fakepeer.py — a misbehaving peer of byold, for the end-to-end tests.
 
-    fakepeer.py MODE HOST:PORT [--token-file FILE] [--timeout S]
+    fakepeer.py MODE HOST:PORT [--token-file FILE] [--timeout S] [--late S]
 
 MODE:
   garbage    a frame of the right size whose bytes are not an Envelope
@@ -12,7 +12,10 @@ MODE:
              node with a gradient of the wrong size
   hang       a worker that registers, takes a run, reads everything and answers
              heartbeats but never a ShardAssign (a worker whose compute hangs),
-             until killed (or the timeout); prints each node it is given
+             until killed (or the timeout); prints each node it is given. With
+             --late S it answers its first node after S seconds (with 2 floats:
+             a NodeResult the daemon must ignore once another worker has
+             answered that node), and no other
   deaf       a worker that registers, takes a run, reads its first StepParams
              and then reads nothing more, sending heartbeats until killed (or
              the timeout): the daemon's writes to it stay queued
@@ -180,18 +183,25 @@ class Peer:
         (answered): (field number, parsed body), or None at EOF. A socket
         timeout passes through."""
         while True:
-            got = self.recv_frame()
-            if got is None:
-                return None
-            num, body = got
-            d = parse(body)
-            if num == RUN_SETUP:
-                print("run_setup run %d: param_count %d" % (first(d, 1), first(d, 3)))
-                self.send(frame(RUN_READY, f_varint(1, first(d, 1))))
-            elif num == HEARTBEAT:
-                self.send(frame(HEARTBEAT, f_varint(1, 1)))
-            else:
-                return num, d
+            got = self.next_frame()
+            if got is None or not self.answer(*got):
+                return got
+
+    def next_frame(self):
+        """(field number, parsed body) of the next message, or None at EOF."""
+        got = self.recv_frame()
+        return None if got is None else (got[0], parse(got[1]))
+
+    def answer(self, num, d):
+        """Answers a RunSetup (RunReady) or a Heartbeat; False for anything else."""
+        if num == RUN_SETUP:
+            print("run_setup run %d: param_count %d" % (first(d, 1), first(d, 3)))
+            self.send(frame(RUN_READY, f_varint(1, first(d, 1))))
+        elif num == HEARTBEAT:
+            self.send(frame(HEARTBEAT, f_varint(1, 1)))
+        else:
+            return False
+        return True
 
 
 def main():
@@ -205,6 +215,7 @@ def main():
         token = open(args[args.index("--token-file") + 1], "rb").read().strip()
     if "--timeout" in args:
         timeout = float(args[args.index("--timeout") + 1])
+    late = float(args[args.index("--late") + 1]) if "--late" in args else None
     p = Peer(addr, timeout)
 
     if mode == "garbage":
@@ -250,9 +261,15 @@ def main():
             return 1
         p.s.settimeout(0.5)
         deadline = time.time() + timeout
+        held = None  # (time, result) of the first node, while --late holds it
         while time.time() < deadline:
+            if held and time.time() >= held[0]:
+                p.send(frame(NODE_RESULT, held[1]))
+                print("answered the first node late")
+                sys.stdout.flush()
+                held = None
             try:
-                got = p.next_message()
+                got = p.next_frame()
             except socket.timeout:
                 p.send(frame(HEARTBEAT, f_varint(1, 1)))
                 continue
@@ -260,11 +277,19 @@ def main():
                 print("daemon closed the connection")
                 return 0
             num, d = got
+            if p.answer(num, d):
+                continue
             if num == SHARD_ASSIGN:
                 for raw in d.get(3, []):
                     node = parse(raw)
+                    lo, hi = first(node, 1), first(node, 2)
                     print("shard_assign step %d node [%d, %d): not answering"
-                          % (first(d, 2), first(node, 1), first(node, 2)))
+                          % (first(d, 2), lo, hi))
+                    if late is not None:
+                        res = (f_varint(1, first(d, 1)) + f_varint(2, first(d, 2)) +
+                               f_varint(3, lo) + f_varint(4, hi) +
+                               f_bytes(5, b"\x00" * 8) + f_varint(9, 32))
+                        held, late = (time.time() + late, res), None
                 sys.stdout.flush()
         return 0
     elif mode == "deaf":
