@@ -421,8 +421,18 @@ static void on_history(byold *d, conn *c, const Byol__HistoryRequest *q)
 	answer_history(d, c, &spec);
 }
 
+/* A client's answers queued past this close it: it sends requests and does not
+ * read what they answer (twice the high water, at which its requests are no
+ * longer read: only those of one read can still come in). */
+#define CLIENT_QUEUE_MAX (2 * CONN_HIGH_WATER_DEFAULT)
+
 void client_message(byold *d, conn *c, Byol__Envelope *e)
 {
+	if (conn_write_queue_size(c) > CLIENT_QUEUE_MAX) {
+		conn_close(c, -ENOBUFS, "%zu MiB of answers wait for this client, which does not "
+			   "read them", conn_write_queue_size(c) >> 20);
+		return;
+	}
 	switch (e->msg_case) {
 	case BYOL__ENVELOPE__MSG_SUBMIT:
 		on_submit(d, c, e->submit);
@@ -474,5 +484,7 @@ void client_closed(byold *d, conn *c, int code, const char *reason)
 
 void client_congested(byold *d, conn *c, int on)
 {
+	/* its next requests wait until it has read most of what is queued */
+	conn_set_reading(c, !on);
 	export_conn_congested(d, c, on);
 }

@@ -2,6 +2,7 @@
 """fakepeer.py — a misbehaving peer of byold, for the end-to-end tests.
 
     fakepeer.py MODE HOST:PORT [--token-file FILE] [--timeout S] [--late S]
+                [--requests N --run R --hold S]
 
 MODE:
   garbage    a frame of the right size whose bytes are not an Envelope
@@ -16,6 +17,9 @@ MODE:
              --late S it answers its first node after S seconds (with 2 floats:
              a NodeResult the daemon must ignore once another worker has
              answered that node), and no other
+  greedy     a client that sends --requests N MetricsRequests for run --run R
+             in one burst and then reads nothing for --hold S seconds (the
+             daemon must not queue all the answers for it)
   deaf       a worker that registers, takes a run, reads its first StepParams
              and then reads nothing more, sending heartbeats until killed (or
              the timeout): the daemon's writes to it stay queued
@@ -36,7 +40,8 @@ import time
 SERVER_HELLO, CLIENT_AUTH, AUTH_RESULT, ERROR, HEARTBEAT = 1, 2, 3, 4, 5
 WORKER_REGISTER, RUN_SETUP, STEP_PARAMS, SHARD_ASSIGN, NODE_RESULT = 10, 11, 12, 13, 14
 EVAL_JOB, EVAL_RESULT, RUN_READY = 15, 16, 17
-ROLE_WORKER = 1
+ROLE_WORKER, ROLE_CLIENT = 1, 2
+METRICS_REQUEST = 39
 
 
 def varint(n):
@@ -216,6 +221,8 @@ def main():
     if "--timeout" in args:
         timeout = float(args[args.index("--timeout") + 1])
     late = float(args[args.index("--late") + 1]) if "--late" in args else None
+    opt = lambda name, default: (float(args[args.index(name) + 1]) if name in args
+                                 else default)
     p = Peer(addr, timeout)
 
     if mode == "garbage":
@@ -291,6 +298,24 @@ def main():
                                f_bytes(5, b"\x00" * 8) + f_varint(9, 32))
                         held, late = (time.time() + late, res), None
                 sys.stdout.flush()
+        return 0
+    elif mode == "greedy":
+        ok, reason = p.handshake(token, ROLE_CLIENT, "greedy")
+        if not ok:
+            print("handshake refused: %s" % reason)
+            return 1
+        req = frame(METRICS_REQUEST, f_varint(1, int(opt("--run", 1))))
+        burst, sent = req * int(opt("--requests", 1000)), 0
+        p.s.settimeout(2)
+        try:
+            while sent < len(burst):
+                sent += p.s.send(burst[sent:sent + 65536])
+            print("sent all %d requests; reading nothing" % int(opt("--requests", 1000)))
+        except socket.timeout:
+            print("the daemon stopped reading after %d of %d requests"
+                  % (sent // len(req), len(burst) // len(req)))
+        sys.stdout.flush()
+        time.sleep(opt("--hold", 10))
         return 0
     elif mode == "deaf":
         if not p.join(token, "deaf"):

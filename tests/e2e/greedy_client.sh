@@ -1,0 +1,40 @@
+#!/bin/sh
+# A client that sends 60,000 requests in a burst and reads none of the answers
+# (each a few KB: the metrics of a 96-step run): byold stops reading its
+# requests once 32 MiB of answers wait for it, so its memory stays bounded
+# (without that it grew by 100 MB per 20,000 requests), and it goes on serving
+# other clients meanwhile.
+. "$(dirname "$0")/cluster.inc"
+
+long_experiment 1000 1
+start_daemon
+start_worker w1 --threads 1
+ctl submit "$T/exp.ini" --wait >"$T/submit.out" 2>"$T/submit.err" ||
+	fail "submit --wait failed: $(cat "$T/submit.err")"
+RUN=$(head -n1 "$T/submit.out")
+rss() { awk '/^VmRSS/ { print $2 }' "/proc/$DAEMON_PID/status"; }
+before=$(rss)
+"$PY" "$E2E_DIR/fakepeer.py" greedy "$ADDR" --requests 60000 --run "$RUN" --hold 20 \
+	>"$T/greedy.log" 2>&1 &
+G=$!
+PIDS="$PIDS $G"
+i=0
+until [ -s "$T/greedy.log" ]; do
+	i=$((i + 1)); [ $i -lt 150 ] || fail "the greedy client said nothing"; sleep 0.1
+done
+# the largest RSS over 3 s (unbounded, it climbs as byold works through the
+# requests: 100 MB per 20,000)
+peak=$before
+for i in 1 2 3 4 5 6; do
+	sleep 0.5
+	r=$(rss)
+	[ "$r" -gt "$peak" ] && peak=$r
+done
+ctl list >"$T/list.out" || fail "byolctl list failed while the greedy client waits"
+grep -q "completed" "$T/list.out" || fail "byolctl list: $(cat "$T/list.out")"
+kill "$G" 2>/dev/null || true
+echo "byold's RSS: $before kB before, $peak kB with the greedy client; $(cat "$T/greedy.log")" >&2
+[ "$peak" -lt $((before + 80 * 1024)) ] ||
+	fail "byold grew from $before kB to $peak kB for a client that reads nothing"
+kill -0 "$DAEMON_PID" || fail "byold died"
+echo "greedy_client: ok"
