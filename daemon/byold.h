@@ -171,6 +171,7 @@ typedef struct eval_job {
 	char kind[8];                   /* "knn" | "probe" */
 	int final;                      /* sent again when its worker goes */
 	worker *w;                      /* NULL: waiting for a worker */
+	uint64_t taken_from;            /* conn id of a worker it was taken from; 0 none */
 	double t_sent;
 } eval_job;
 

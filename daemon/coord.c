@@ -250,8 +250,8 @@ void coord_node_result(byold *d, worker *w, const Byol__NodeResult *nr)
 	s->n = (int)nr->n;
 	x->done = 1;
 	double took = mono_s() - (w == x->backup ? x->t_backup : x->t_assigned);
-	if (took > r->node_slowest)
-		r->node_slowest = took;
+	if (took > r->node_slowest && !x->backup)
+		r->node_slowest = took;         /* a backed-up node does not set the next limit */
 	if (x->backup) {
 		/* the other one's copy of the node no longer counts */
 		worker *other = x->w == w ? x->backup : x->w;

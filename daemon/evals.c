@@ -133,6 +133,7 @@ static int take_back(byold *d, run *r, eval_job *j, const char *why)
 {
 	worker *w = j->w;
 	j->w = NULL;
+	j->taken_from = conn_id(w->c);
 	if (w->evals > 0)
 		w->evals--;
 	if (!j->final) {
@@ -182,7 +183,7 @@ void evals_result(byold *d, worker *w, const Byol__EvalResult *er)
 	for (eval_job *x = r ? r->jobs : NULL; x; x = x->next)
 		if (x->id == er->job_id)
 			j = x;
-	if (!j || (j->w != w && w->stalled)) {
+	if (!j || (j->w != w && j->taken_from == conn_id(w->c))) {
 		w->stalled = 0;         /* it answers again */
 		dlog(DLOG_INFO, "worker %s: EvalResult of job %llu (run %llu), which is not "
 				"outstanding with it: ignored", w->name,
