@@ -3,7 +3,9 @@
 # (each a few KB: the metrics of a 96-step run): byold stops reading its
 # requests once 32 MiB of answers wait for it, so its memory stays bounded
 # (without that it grew by 100 MB per 20,000 requests), and it goes on serving
-# other clients meanwhile.
+# other clients meanwhile. Then the same with answers of 24 KB (a 384-step
+# run): the requests of one read alone then outgrow twice the high water, and
+# byold closes that client.
 . "$(dirname "$0")/cluster.inc"
 
 long_experiment 1000 1
@@ -41,4 +43,22 @@ echo "byold's RSS: $before kB before, $peak kB with the greedy client; $(cat "$T
 [ "$peak" -lt $((before + 80 * 1024)) ] ||
 	fail "byold grew from $before kB to $peak kB for a client that reads nothing"
 kill -0 "$DAEMON_PID" || fail "byold died"
-echo "greedy_client: ok"
+
+write_experiment "$T/long.ini" data.train_limit=4096 data.batch_size=256 optim.epochs=24 \
+	eval.knn_every_epochs=0 eval.probe=false checkpoint.every_steps=1000 checkpoint.keep=1
+ctl submit "$T/long.ini" --wait >"$T/submit2.out" 2>"$T/submit2.err" ||
+	fail "submit --wait failed: $(cat "$T/submit2.err")"
+RUN2=$(head -n1 "$T/submit2.out")
+"$PY" "$E2E_DIR/fakepeer.py" greedy "$ADDR" --requests 20000 --run "$RUN2" --hold 20 \
+	>"$T/greedy2.log" 2>&1 &
+G=$!
+PIDS="$PIDS $G"
+i=0
+until grep -q "answers wait for this client, which does not read them" "$T/byold.log"; do
+	i=$((i + 1)); [ $i -lt 200 ] || fail "byold did not close the greedy client of 24 KB answers"
+	sleep 0.1
+done
+kill "$G" 2>/dev/null || true
+ctl list >"$T/list.out" || fail "byolctl list failed after the greedy client was closed"
+kill -0 "$DAEMON_PID" || fail "byold died"
+echo "greedy_client: ok ($(grep -o '[0-9]* MiB of answers wait' "$T/byold.log"))"
