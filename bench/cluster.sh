@@ -16,7 +16,9 @@
 #      over the whole run (one-off messages included);
 #  (4) scaling: W = 1 .. 32 simulated workers (bench_simworker: they answer
 #      every ShardAssign at once from a fixed gradient), batch 2048 in 32 shards
-#      of 64, the default MLP: ms per step of coordinator + wire against W.
+#      of 64, the default MLP: ms per step of coordinator + wire against W; the
+#      wire phase's GB/s against the machine's loopback TCP (bench/loopback.py:
+#      one stream, two at once, messages of the parameters' size).
 #
 # Everything runs on 127.0.0.1; every process this script starts is killed on
 # exit, and the whole script is bounded by LIMIT seconds (default 290).
@@ -296,8 +298,12 @@ if [ -n "${PERF_PID:-}" ]; then
 	stop_pids "$PERF_PID"
 fi
 
+# ---- the machine's own limit: loopback TCP with messages of the parameters' size --
+LOOP=$("$PY" bench/loopback.py 13210624 20) || die "bench/loopback.py failed"
+
 # ---- the figures ---------------------------------------------------------------
-"$PY" - "$T" "$WARM" "$REAL_RUNS" "$RUN_SIM2" "$B0" "$B1" "$SCALE_RUNS" "$LOAD0" "$LOAD1" <<'PY'
+"$PY" - "$T" "$WARM" "$REAL_RUNS" "$RUN_SIM2" "$B0" "$B1" "$SCALE_RUNS" "$LOAD0" "$LOAD1" \
+	"$LOOP" <<'PY'
 import json, os, re, statistics as st, sys
 T, WARM = sys.argv[1], int(sys.argv[2])
 real_runs, run_sim2 = [int(x) for x in sys.argv[3].split()], int(sys.argv[4])
@@ -423,6 +429,17 @@ for W, run in scale:
 print("    (wire = from the last send to the last NodeResult in: the parameters out and the")
 print("     gradients in through byold's loop; ms/worker = step / W; the simulated workers")
 print("     share the machine's cores with byold)")
+one, two = (float(x) for x in sys.argv[10].split())
+rates = []
+for W, run in scale:
+    if run in steps and med(run, "wait") > 0:
+        rxw, txw = sim_bytes("w%d" % W, run)
+        rates.append(W * (rxw + txw) / (med(run, "wait") / 1e3) / 1e9)
+print("    loopback TCP here (bench/loopback.py, 13.2 MB messages): %.2f GB/s one stream,"
+      " %.2f GB/s two at once" % (one, two))
+if rates:
+    print("    byold's wire phase: %.2f-%.2f GB/s = %.2f-%.2fx of two streams"
+          % (min(rates), max(rates), min(rates) / two, max(rates) / two))
 print("\nload average: %s at start, %s at the end" % (sys.argv[8], sys.argv[9]))
 PY
 if [ -f "$T/perf.data" ]; then
