@@ -3,7 +3,10 @@
 # kind a worker can send, reconnecting whenever byold closes them) beside two
 # real workers, for 2 s before a run, during it and after it: byold closes each
 # bad connection with a reason, never dies, and the run completes byte-identical
-# to the undisturbed run. CHAOS_SEEDS="3 4" runs other series.
+# to the undisturbed run. Two chaotic clients (tests/e2e/chaosclient.py: random
+# requests of every kind, broken submits, odd filters, reading the answers or
+# not) meanwhile: byold answers or closes them, and is still serving
+# afterwards. CHAOS_SEEDS="3 4" runs other series.
 . "$(dirname "$0")/cluster.inc"
 
 long_experiment 1000 1
@@ -20,9 +23,15 @@ for s in ${CHAOS_SEEDS:-1 2}; do
 	PIDS="$PIDS $!"
 done
 sleep 2
-ctl submit "$T/exp.ini" --wait >"$T/submit.out" 2>"$T/submit.err" ||
-	fail "submit --wait failed: $(cat "$T/submit.err")"
-RUN=$(head -n1 "$T/submit.out")
+submit_background
+for s in ${CHAOS_SEEDS:-1 2}; do
+	"$PY" "$E2E_DIR/chaosclient.py" "$ADDR" "$s" 8 "$RUN" >"$T/client$s.log" 2>&1 &
+	CLIENTS="${CLIENTS:-} $!"
+done
+PIDS="$PIDS $CLIENTS"
+rc=0; wait "$SUBMIT" || rc=$?
+[ $rc = 0 ] || fail "submit --wait exited $rc: $(cat "$T/submit.err")"
+for c in $CLIENTS; do wait "$c" || fail "a chaotic client failed: $(cat "$T"/client*.log)"; done
 J=$(run_json "$RUN")
 [ "$(json_get "$J" status)" = completed ] || fail "run $RUN is not completed: $J"
 metrics_check "$RUN" $TOTAL
@@ -34,4 +43,5 @@ ctl list >/dev/null || fail "byold does not answer after the chaos"
 closed=$(grep -c "conn [0-9]* .* chaos" "$T/byold.log" || true)
 [ "$closed" -ge 20 ] || fail "only $closed chaotic connections were closed: $(tail -n 5 "$T"/chaos*.log)"
 grep -q "left:" "$T/w1.log" "$T/w2.log" && fail "a real worker lost its connection"
-echo "chaos: ok (run $RUN; $closed chaotic connections closed with a reason)"
+echo "chaos: ok (run $RUN; $closed chaotic worker connections closed with a reason)"
+cat "$T"/client*.log
