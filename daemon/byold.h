@@ -118,6 +118,8 @@ struct worker {
 	int congested;                  /* its write queue is over the high water */
 	int stalled;                    /* a node of it went to another worker too;
 					 * no new work until it answers */
+	double ignored_t0;              /* worker_ignored: start of its window */
+	int ignored_n;                  /* lines in that window */
 	double rate_t;                  /* mono_s of its last node result taken */
 	double img_per_s;               /* smoothed over its node results; 0 none */
 };
@@ -138,6 +140,12 @@ int worker_params_reclaim(run *r);
 void worker_params_release(run *r);
 /* Records the shards w served in the store. */
 void worker_flush(byold *d, worker *w);
+/* An info line about a message of w that is ignored: at most
+ * WORKER_IGNORED_BURST a window of WORKER_IGNORED_WINDOW_S per worker, then
+ * one line saying how many went unlogged (a peer cannot fill the log). */
+void worker_ignored(worker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define WORKER_IGNORED_BURST 20
+#define WORKER_IGNORED_WINDOW_S 10.0
 /* 1 when w can take tree nodes of the active run's step. */
 int worker_can_step(const byold *d, const worker *w);
 /* Heartbeats to every worker; drops the silent ones. */

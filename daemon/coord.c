@@ -192,8 +192,8 @@ void coord_node_result(byold *d, worker *w, const Byol__NodeResult *nr)
 	run *r = d->run;
 	w->stalled = 0;                 /* it answers again, whatever it answers */
 	if (!r || (int64_t)nr->run_id != r->id) {
-		dlog(DLOG_INFO, "worker %s: NodeResult of run %llu, which is not active: ignored",
-		     w->name, (unsigned long long)nr->run_id);
+		worker_ignored(w, "NodeResult of run %llu, which is not active: ignored",
+			       (unsigned long long)nr->run_id);
 		return;
 	}
 	if (run_stopping(d, r)) {
@@ -201,9 +201,8 @@ void coord_node_result(byold *d, worker *w, const Byol__NodeResult *nr)
 		return;
 	}
 	if (r->phase != RUN_STEP || r->starting || nr->step != (uint64_t)r->k) {
-		dlog(DLOG_INFO, "worker %s: NodeResult of run %lld step %llu, not the step in "
-				"progress: ignored", w->name, (long long)r->id,
-		     (unsigned long long)nr->step);
+		worker_ignored(w, "NodeResult of run %lld step %llu, not the step in progress: "
+				  "ignored", (long long)r->id, (unsigned long long)nr->step);
 		return;
 	}
 	step_node *x = NULL;
@@ -217,8 +216,8 @@ void coord_node_result(byold *d, worker *w, const Byol__NodeResult *nr)
 		return;
 	}
 	if (x->done) {
-		dlog(DLOG_INFO, "worker %s: NodeResult [%u, %u) of step %ld, which the other "
-				"worker answered first: ignored", w->name, nr->lo, nr->hi, r->k);
+		worker_ignored(w, "NodeResult [%u, %u) of step %ld, which the other worker "
+				  "answered first: ignored", nr->lo, nr->hi, r->k);
 		return;
 	}
 	size_t P = r->m.L.total, NB = r->m.bn_layout.total;

@@ -185,9 +185,9 @@ void evals_result(byold *d, worker *w, const Byol__EvalResult *er)
 			j = x;
 	if (!j || (j->w != w && j->taken_from == conn_id(w->c))) {
 		w->stalled = 0;         /* it answers again */
-		dlog(DLOG_INFO, "worker %s: EvalResult of job %llu (run %llu), which is not "
-				"outstanding with it: ignored", w->name,
-		     (unsigned long long)er->job_id, (unsigned long long)er->run_id);
+		worker_ignored(w, "EvalResult of job %llu (run %llu), which is not outstanding "
+				  "with it: ignored", (unsigned long long)er->job_id,
+			       (unsigned long long)er->run_id);
 		coord_worker_free(d, w);
 		return;
 	}

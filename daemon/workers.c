@@ -9,6 +9,7 @@
  * heartbeats unless configured; longer while it evaluates) is dropped, and its
  * nodes go to the others (coord_worker_lost).
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,28 @@ void worker_open(byold *d, conn *c)
 	}
 	*tail = w;
 	conn_set_data(c, w);
+}
+
+void worker_ignored(worker *w, const char *fmt, ...)
+{
+	double now = mono_s();
+	if (now - w->ignored_t0 >= WORKER_IGNORED_WINDOW_S) {
+		if (w->ignored_n > WORKER_IGNORED_BURST)
+			dlog(DLOG_INFO, "worker %s: %d more ignored messages were not logged in %.0f s",
+			     w->name, w->ignored_n - WORKER_IGNORED_BURST, now - w->ignored_t0);
+		w->ignored_t0 = now;
+		w->ignored_n = 0;
+	}
+	if (++w->ignored_n > WORKER_IGNORED_BURST)
+		return;
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	dlog(DLOG_INFO, "worker %s: %s%s", w->name, msg,
+	     w->ignored_n == WORKER_IGNORED_BURST ? " (the next ones of this window go unlogged)"
+						  : "");
 }
 
 void worker_flush(byold *d, worker *w)
@@ -252,8 +275,8 @@ static void on_ready(byold *d, worker *w, const Byol__RunReady *m)
 	run *r = d->run;
 	if (w->state != W_SETUP || (int64_t)m->run_id != w->run_id || !r ||
 	    r->id != w->run_id) {
-		dlog(DLOG_INFO, "worker %s: RunReady for run %llu, which it is not being set up "
-				"for: ignored", w->name, (unsigned long long)m->run_id);
+		worker_ignored(w, "RunReady for run %llu, which it is not being set up for: ignored",
+			       (unsigned long long)m->run_id);
 		return;
 	}
 	w->state = W_READY;

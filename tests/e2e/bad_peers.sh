@@ -3,7 +3,9 @@
 # bytes, an oversized length prefix, a truncated frame, a wrong token, a worker
 # whose gradient has the wrong size. Each connection is closed with a logged
 # reason, nothing else is disturbed: byolctl keeps answering, the real worker
-# keeps its connection, and a run completes with the reference bytes.
+# keeps its connection, and a run completes with the reference bytes. A worker
+# that floods the daemon with messages it ignores gets 20 log lines, not one a
+# message.
 . "$(dirname "$0")/cluster.inc"
 
 head -c 32 /dev/urandom | base64 >"$T/token"
@@ -38,6 +40,14 @@ expect() {
 expect garbage "malformed Envelope"
 expect oversize "exceeds the limit"
 expect truncated "stream ended inside a frame"
+fake flood "$ADDR" --token-file "$T/token" --requests 5000 >"$T/fake-flood.out" 2>&1 ||
+	fail "flood: $(cat "$T/fake-flood.out")"
+logged "worker flood: .*(the next ones of this window go unlogged)" ||
+	fail "flood: the ignored NodeResults were not cut off in the log"
+sleep 0.5
+n=$(grep -c "worker flood: NodeResult of run 987654" "$T/byold.log" || true)
+[ "$n" -eq 20 ] || fail "flood: $n log lines for 5000 ignored NodeResults (expected 20)"
+ctl list >/dev/null || fail "byolctl got no answer after the flood"
 expect badtoken "authentication failed: wrong token"
 
 # byolctl with a wrong token or none: refused (exit 1), with the reason logged

@@ -20,6 +20,9 @@ MODE:
   greedy     a client that sends --requests N MetricsRequests for run --run R
              in one burst and then reads nothing for --hold S seconds (the
              daemon must not queue all the answers for it)
+  flood      a worker that registers and sends --requests N NodeResults of a
+             run that does not exist (each ignored by the daemon), then waits
+             for the daemon to close it or the timeout; exits 0
   deaf       a worker that registers, takes a run, reads its first StepParams
              and then reads nothing more, sending heartbeats until killed (or
              the timeout): the daemon's writes to it stay queued
@@ -316,6 +319,15 @@ def main():
                   % (sent // len(req), len(burst) // len(req)))
         sys.stdout.flush()
         time.sleep(opt("--hold", 10))
+        return 0
+    elif mode == "flood":
+        if not p.join(token, "flood"):
+            return 1
+        res = frame(NODE_RESULT, f_varint(1, 987654) + f_varint(2, 1) + f_varint(3, 0) +
+                    f_varint(4, 1))
+        p.send(res * int(opt("--requests", 1000)))
+        p.send(frame(HEARTBEAT, f_varint(1, 1)))
+        print("sent %d NodeResults of run 987654" % int(opt("--requests", 1000)))
         return 0
     elif mode == "deaf":
         if not p.join(token, "deaf"):
