@@ -330,8 +330,8 @@ void worker_message(byold *d, worker *w, Byol__Envelope *e)
 	default:
 		break;
 	}
-	conn_close(w->c, -EPROTO, "unexpected %s from a %s worker", frame_msg_name(e->msg_case),
-		   worker_state_name(w->state));
+	conn_close(w->c, -EPROTO, "unexpected %s from a worker in state %s",
+		   frame_msg_name(e->msg_case), worker_state_name(w->state));
 }
 
 void workers_cron(byold *d)
