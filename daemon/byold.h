@@ -56,6 +56,15 @@ typedef struct watcher watcher;
 /* Log lines go to stderr: "2024-05-01T12:00:00.123Z info: text". Thread-safe
  * (one write per line). */
 void dlog_set_level(dlog_level min);
+
+/* A cap on lines a source may write: at most `burst` per window of `window_s`. */
+typedef struct {
+	double t0;                      /* mono_s: start of the window */
+	int n;                          /* lines asked for in it */
+} dlog_cap;
+/* 1 when one more line fits under the cap. When a window ends with lines
+ * refused, first writes "<what>: N more lines were not written in S s". */
+int dlog_capped(dlog_cap *cap, int burst, double window_s, const char *what);
 void dlog(dlog_level lv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* dlog, and the same line as an event in the store (run_id 0: none). */
 void devent(byold *d, int64_t run_id, dlog_level lv, const char *fmt, ...)
@@ -118,8 +127,7 @@ struct worker {
 	int congested;                  /* its write queue is over the high water */
 	int stalled;                    /* a node of it went to another worker too;
 					 * no new work until it answers */
-	double ignored_t0;              /* worker_ignored: start of its window */
-	int ignored_n;                  /* lines in that window */
+	dlog_cap ignored_cap;           /* worker_ignored's lines */
 	double rate_t;                  /* mono_s of its last node result taken */
 	double img_per_s;               /* smoothed over its node results; 0 none */
 };

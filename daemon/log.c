@@ -54,6 +54,19 @@ static void vlog(dlog_level lv, const char *fmt, va_list ap)
 	(void)w;
 }
 
+int dlog_capped(dlog_cap *cap, int burst, double window_s, const char *what)
+{
+	double now = mono_s();
+	if (now - cap->t0 >= window_s) {
+		if (cap->n > burst)
+			dlog(DLOG_WARN, "%s: %d more lines were not written in %.0f s", what,
+			     cap->n - burst, now - cap->t0);
+		cap->t0 = now;
+		cap->n = 0;
+	}
+	return ++cap->n <= burst;
+}
+
 void dlog(dlog_level lv, const char *fmt, ...)
 {
 	va_list ap;

@@ -120,10 +120,17 @@ static void on_drain(conn *c)
 		client_congested(conn_owner(c), c, 0);
 }
 
+/* Why connections closed, and the like: capped over all connections, so that a
+ * flood of bad connections cannot fill the log. */
+#define CONN_LOG_BURST 200
+#define CONN_LOG_WINDOW_S 10.0
+
 static void conn_log(void *data, const char *line)
 {
+	static dlog_cap cap;
 	(void)data;
-	dlog(DLOG_WARN, "%s", line);
+	if (dlog_capped(&cap, CONN_LOG_BURST, CONN_LOG_WINDOW_S, "connections"))
+		dlog(DLOG_WARN, "%s", line);
 }
 
 /* ---- timer and signals ---- */

@@ -61,15 +61,9 @@ void worker_open(byold *d, conn *c)
 
 void worker_ignored(worker *w, const char *fmt, ...)
 {
-	double now = mono_s();
-	if (now - w->ignored_t0 >= WORKER_IGNORED_WINDOW_S) {
-		if (w->ignored_n > WORKER_IGNORED_BURST)
-			dlog(DLOG_INFO, "worker %s: %d more ignored messages were not logged in %.0f s",
-			     w->name, w->ignored_n - WORKER_IGNORED_BURST, now - w->ignored_t0);
-		w->ignored_t0 = now;
-		w->ignored_n = 0;
-	}
-	if (++w->ignored_n > WORKER_IGNORED_BURST)
+	char what[CONN_NAME_MAX + 40];
+	snprintf(what, sizeof(what), "worker %s, ignored messages", w->name);
+	if (!dlog_capped(&w->ignored_cap, WORKER_IGNORED_BURST, WORKER_IGNORED_WINDOW_S, what))
 		return;
 	char msg[512];
 	va_list ap;
@@ -77,8 +71,8 @@ void worker_ignored(worker *w, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	dlog(DLOG_INFO, "worker %s: %s%s", w->name, msg,
-	     w->ignored_n == WORKER_IGNORED_BURST ? " (the next ones of this window go unlogged)"
-						  : "");
+	     w->ignored_cap.n == WORKER_IGNORED_BURST
+		     ? " (the next ones of this window go unlogged)" : "");
 }
 
 void worker_flush(byold *d, worker *w)
