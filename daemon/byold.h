@@ -88,6 +88,7 @@ struct byold {
 	int shut;                       /* servers and handles are closing */
 	int64_t started_ms;
 	worker *workers;                /* registry, in order of connection */
+	dlog_cap churn_cap;             /* "joined" and "left" events */
 	run *run;                       /* the active run, or NULL */
 	uint64_t next_job_id;
 	export_job *exports;            /* export.c: streams in progress */
@@ -152,6 +153,10 @@ void worker_flush(byold *d, worker *w);
  * WORKER_IGNORED_BURST a window of WORKER_IGNORED_WINDOW_S per worker, then
  * one line saying how many went unlogged (a peer cannot fill the log). */
 void worker_ignored(worker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Workers joining and leaving: events (log and store) for at most this many a
+ * minute, so that a peer reconnecting in a loop cannot fill the store. */
+#define WORKER_CHURN_BURST 300
+#define WORKER_CHURN_WINDOW_S 60.0
 #define WORKER_IGNORED_BURST 20
 #define WORKER_IGNORED_WINDOW_S 10.0
 /* 1 when w can take tree nodes of the active run's step. */

@@ -94,7 +94,8 @@ void worker_flush(byold *d, worker *w)
 
 void worker_closed(byold *d, worker *w, int code, const char *reason)
 {
-	if (w->state != W_NEW)
+	if (w->state != W_NEW && dlog_capped(&d->churn_cap, WORKER_CHURN_BURST,
+					      WORKER_CHURN_WINDOW_S, "workers joining and leaving"))
 		devent(d, 0, code ? DLOG_WARN : DLOG_INFO, "worker %s (%s) left: %s", w->name,
 		       w->host, code ? reason : "closed");
 	worker_flush(d, w);
@@ -257,8 +258,11 @@ static void on_register(byold *d, worker *w, const Byol__WorkerRegister *m)
 	w->state = W_IDLE;
 	if (store_worker_seen(d->db, w->name, w->host, w->threads, err) < 0)
 		dlog(DLOG_WARN, "store: %s", err);
-	devent(d, 0, DLOG_INFO, "worker %s joined: host %s, %d threads, %s (conn %llu)", w->name,
-	       w->host, w->threads, conn_peer(w->c), (unsigned long long)conn_id(w->c));
+	if (dlog_capped(&d->churn_cap, WORKER_CHURN_BURST, WORKER_CHURN_WINDOW_S,
+			"workers joining and leaving"))
+		devent(d, 0, DLOG_INFO, "worker %s joined: host %s, %d threads, %s (conn %llu)",
+		       w->name, w->host, w->threads, conn_peer(w->c),
+		       (unsigned long long)conn_id(w->c));
 	run *r = d->run;
 	if (r && r->ready && r->phase != RUN_DONE && !d->stopping)
 		worker_send_setup(d, w);

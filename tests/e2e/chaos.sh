@@ -43,5 +43,7 @@ ctl list >/dev/null || fail "byold does not answer after the chaos"
 closed=$(grep -c "conn [0-9]* .* chaos" "$T/byold.log" || true)
 [ "$closed" -ge 20 ] || fail "only $closed chaotic connections were closed: $(tail -n 5 "$T"/chaos*.log)"
 grep -q "left:" "$T/w1.log" "$T/w2.log" && fail "a real worker lost its connection"
+ev=$(db "SELECT count(*) FROM events WHERE message LIKE 'worker chaos %'")
+[ "$ev" -le 300 ] || fail "$ev events for the chaotic workers' comings and goings (at most 300 a minute)"
 echo "chaos: ok (run $RUN; $closed chaotic worker connections closed with a reason)"
 cat "$T"/client*.log
