@@ -10,11 +10,7 @@
 . "$(dirname "$0")/cluster.inc"
 
 long_experiment 1000 1
-cat >"$T/byold.conf" <<INI
-[byold]
-node_timeout_ms = 1000
-heartbeat_ms = 200
-INI
+write_daemon_conf node_timeout_ms=1000 heartbeat_ms=200
 start_daemon --config "$T/byold.conf"
 start_worker w1 --threads 1
 start_worker w2 --threads 1

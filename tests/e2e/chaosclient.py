@@ -120,12 +120,7 @@ def session(rng, addr, deadline, protected, seen):
             if not chunk:
                 seen["closed"] = seen.get("closed", 0) + 1
                 return
-            p.buf += chunk
-            while len(p.buf) >= 4 and len(p.buf) >= 4 + int.from_bytes(p.buf[:4], "big"):
-                n = int.from_bytes(p.buf[:4], "big")
-                env = fp.parse(p.buf[4:4 + n])
-                p.buf = p.buf[4 + n:]
-                kind = next(iter(env), 0)
+            for kind, _ in p.take_frames(chunk):
                 seen[kind] = seen.get(kind, 0) + 1
 
 

@@ -108,13 +108,7 @@ def session(rng, addr, deadline, log):
             if not chunk:
                 log("closed by the daemon after %d messages" % sent)
                 return
-            p.buf += chunk
-            while len(p.buf) >= 4 and len(p.buf) >= 4 + int.from_bytes(p.buf[:4], "big"):
-                n = int.from_bytes(p.buf[:4], "big")
-                env = fp.parse(p.buf[4:4 + n])
-                p.buf = p.buf[4 + n:]
-                num = next(iter(env), 0)
-                d = fp.parse(env[num][0]) if num else {}
+            for num, d in p.take_frames(chunk):
                 if num == fp.RUN_SETUP:
                     st["run"], st["params"] = fp.first(d, 1), fp.first(d, 3)
                     if rng.random() < 0.3:

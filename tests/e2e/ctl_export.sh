@@ -182,10 +182,7 @@ E2E_DIR=$E2E_DIR "$PY" "$T/fakeexport.py" "$T/fake.port" offset hash short past 
 	>"$T/fake.log" 2>&1 &
 FAKE=$!
 PIDS="$PIDS $FAKE"
-i=0
-until [ -s "$T/fake.port" ]; do
-	i=$((i + 1)); [ $i -lt 100 ] || fail "the scripted daemon did not start"; sleep 0.1
-done
+wait_file "$T/fake.port" "the scripted daemon did not start"
 FAKEADDR="127.0.0.1:$(cat "$T/fake.port")"
 echo "keep me" >"$T/kept.safetensors"
 check_tampered() {

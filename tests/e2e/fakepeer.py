@@ -143,6 +143,19 @@ class Peer:
     def send(self, data):
         self.s.sendall(data)
 
+    def take_frames(self, chunk):
+        """Adds chunk to the buffer; the (field number, parsed body) of every
+        frame it completes (field number 0 for an Envelope with no field)."""
+        self.buf += chunk
+        out = []
+        while len(self.buf) >= 4 and len(self.buf) >= 4 + int.from_bytes(self.buf[:4], "big"):
+            n = int.from_bytes(self.buf[:4], "big")
+            env = parse(self.buf[4:4 + n])
+            self.buf = self.buf[4 + n:]
+            num = next(iter(env), 0)
+            out.append((num, parse(env[num][0]) if num else {}))
+        return out
+
     def closed_by_daemon(self):
         """Reads until EOF; True when the daemon closed (within the timeout)."""
         try:

@@ -24,10 +24,7 @@ before=$(rss)
 	>"$T/greedy.log" 2>&1 &
 G=$!
 PIDS="$PIDS $G"
-i=0
-until [ -s "$T/greedy.log" ]; do
-	i=$((i + 1)); [ $i -lt 150 ] || fail "the greedy client said nothing"; sleep 0.1
-done
+wait_file "$T/greedy.log" "the greedy client said nothing"
 # the largest RSS over 3 s (unbounded, it climbs as byold works through the
 # requests: 100 MB per 20,000)
 peak=$before

@@ -7,18 +7,11 @@
 . "$(dirname "$0")/cluster.inc"
 
 write_experiment "$T/exp.ini" eval.knn_every_epochs=0 eval.probe=false
-cat >"$T/byold.conf" <<INI
-[byold]
-eval_timeout_ms = 1000
-heartbeat_ms = 200
-INI
+write_daemon_conf eval_timeout_ms=1000 heartbeat_ms=200
 start_daemon --config "$T/byold.conf"
 "$PY" "$E2E_DIR/dropproxy.py" "$T/proxy.port" "$ADDR" 15 >"$T/proxy.log" 2>&1 &
 PIDS="$PIDS $!"
-i=0
-until [ -s "$T/proxy.port" ]; do
-	i=$((i + 1)); [ $i -lt 100 ] || fail "the proxy did not start"; sleep 0.1
-done
+wait_file "$T/proxy.port" "the proxy did not start"
 # w1 joins first, through the proxy: the final job goes to it (ties go to the
 # first worker)
 "$WORKER" --coordinator "127.0.0.1:$(cat "$T/proxy.port")" --name w1 --threads 1 \
@@ -32,12 +25,7 @@ start_worker w2 --threads 1
 until grep -q "worker w2 joined" "$T/byold.log"; do
 	i=$((i + 1)); [ $i -lt 200 ] || fail "w2 did not join"; sleep 0.1
 done
-ctl submit "$T/exp.ini" --wait >"$T/submit.out" 2>"$T/submit.err" ||
-	fail "submit --wait failed: $(cat "$T/submit.err")"
-RUN=$(head -n1 "$T/submit.out")
-
-J=$(run_json "$RUN")
-[ "$(json_get "$J" status)" = completed ] || fail "run $RUN is not completed: $J"
+submit_completed "$T/exp.ini"
 grep -q "dropped a message of field 15" "$T/proxy.log" ||
 	fail "the final evaluation did not go to w1 first: $(cat "$T/proxy.log")"
 grep -q "the final knn evaluation goes to another worker: worker w1 has not answered" \

@@ -15,11 +15,7 @@ TOTAL=384
 timeout 100 "$WORKER" --local "$T/exp.ini" --threads 1 --quiet \
 	--checkpoint "$T/ref.safetensors" >/dev/null 2>"$T/local.log" ||
 	fail "byol-worker --local failed"
-cat >"$T/byold.conf" <<INI
-[byold]
-node_timeout_ms = 1000
-heartbeat_ms = 200
-INI
+write_daemon_conf node_timeout_ms=1000 heartbeat_ms=200
 start_daemon --config "$T/byold.conf"
 start_worker w1 --threads 1
 "$PY" "$E2E_DIR/fakepeer.py" hang "$ADDR" --timeout 120 --late 1.5 >"$T/hang.log" 2>&1 &
@@ -28,12 +24,7 @@ i=0
 until [ "$(grep -c ' joined: host ' "$T/byold.log" || true)" -ge 2 ]; do
 	i=$((i + 1)); [ $i -lt 100 ] || fail "the two workers did not join"; sleep 0.1
 done
-ctl submit "$T/exp.ini" --wait >"$T/submit.out" 2>"$T/submit.err" ||
-	fail "submit --wait failed: $(cat "$T/submit.err")"
-RUN=$(head -n1 "$T/submit.out")
-
-J=$(run_json "$RUN")
-[ "$(json_get "$J" status)" = completed ] || fail "run $RUN is not completed: $J"
+submit_completed "$T/exp.ini"
 metrics_check "$RUN" $TOTAL
 n=$(grep -c "not answering" "$T/hang.log" || true)
 [ "$n" -ge 1 ] || fail "the hung worker was given no node: $(cat "$T/hang.log")"
