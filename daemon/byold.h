@@ -42,11 +42,11 @@ typedef struct worker worker;
 
 typedef struct run run;
 
-/* A parameter buffer lent to queued writes (conn_send_borrowed). */
+/* The run's parameter buffer lent to queued writes (conn_send_borrowed). */
 typedef struct {
-	float *online;
 	int writes;                     /* queued writes that hold it */
-	int orphaned;                   /* no longer the run's: the last write frees it */
+	int orphaned;                   /* no longer the run's: the last write frees */
+	float *online;                  /* this buffer (set when orphaned) */
 } params_lease;
 typedef struct export_job export_job;
 typedef struct watcher watcher;

@@ -167,6 +167,7 @@ int worker_params_reclaim(run *r)
 	dlog(DLOG_INFO, "run %lld step %ld: %d write%s of the parameters still queued (a "
 			"congested worker): the apply goes on with a copy", (long long)r->id, r->k,
 	     l->writes, l->writes == 1 ? "" : "s");
+	l->online = r->st.online;
 	l->orphaned = 1;
 	r->lease = NULL;
 	r->st.online = copy;
@@ -178,6 +179,7 @@ void worker_params_release(run *r)
 	params_lease *l = r->lease;
 	r->lease = NULL;
 	if (l && l->writes > 0) {
+		l->online = r->st.online;
 		l->orphaned = 1;
 		r->st.online = NULL;
 	} else {
@@ -194,7 +196,6 @@ static int send_lent_params(run *r, worker *w, char *err)
 			&byol__step_params__descriptor, "online")->id;
 	if (!r->lease && !(r->lease = calloc(1, sizeof(*r->lease))))
 		return byol_err(err, -ENOMEM, "out of memory");
-	r->lease->online = r->st.online;
 	Byol__StepParams sp = BYOL__STEP_PARAMS__INIT;
 	Byol__Envelope e = BYOL__ENVELOPE__INIT;
 	sp.run_id = (uint64_t)r->id;

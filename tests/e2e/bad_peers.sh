@@ -20,15 +20,6 @@ start_daemon
 start_worker w1 --threads 1
 fake() { timeout 30 "$PY" "$E2E_DIR/fakepeer.py" "$@" --timeout 20; }
 
-# logged TEXT: the daemon's log has TEXT within 5 s (the peer may see its
-# connection closed a moment before the daemon's log line is written)
-logged() {
-	i=0
-	until grep -q "$1" "$T/byold.log"; do
-		i=$((i + 1)); [ $i -lt 50 ] || return 1; sleep 0.1
-	done
-}
-
 # expect MODE LOG-TEXT: the fake peer is closed, the daemon logged why, and it
 # still answers
 expect() {

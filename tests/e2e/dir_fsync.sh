@@ -18,16 +18,6 @@ write_experiment "$T/exp.ini" data.train_limit=256 data.batch_size=64 optim.epoc
 timeout 60 "$WORKER" --local "$T/exp.ini" --threads 1 --quiet --checkpoint "$T/ref.safetensors" \
 	>/dev/null 2>"$T/local.log" || fail "byol-worker --local failed"
 
-# logged TEXT: waits (30 s at most) until byold's log has a line matching TEXT
-logged() {
-	i=0
-	until grep -q -- "$1" "$T/byold.log"; do
-		i=$((i + 1))
-		[ $i -lt 300 ] || fail "byold's log has no line matching '$1'"
-		kill -0 "$DAEMON_PID" 2>/dev/null || fail "byold exited"
-		sleep 0.1
-	done
-}
 
 touch "$T/fail-fsync"
 printf '[byold]\nheartbeat_ms = 500\n' >"$T/byold.conf"

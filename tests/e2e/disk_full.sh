@@ -50,16 +50,6 @@ avail() {
 	df -B1 --output=avail "$T/state" | tail -n 1 | tr -d ' '
 }
 
-# logged TEXT [SECONDS]: waits until byold's log has a line matching TEXT
-logged() {
-	i=0
-	until grep -q -- "$1" "$T/byold.log"; do
-		i=$((i + 1))
-		[ $i -lt $(( ${2:-30} * 10 )) ] || fail "byold's log has no line matching '$1'"
-		kill -0 "$DAEMON_PID" 2>/dev/null || fail "byold exited"
-		sleep 0.1
-	done
-}
 
 # wait_status RUN STATUS: waits (60 s at most) until the run has that status
 wait_status() {

@@ -208,6 +208,22 @@ class Peer:
             if got is None or not self.answer(*got):
                 return got
 
+    def wait_for(self, num, deadline):
+        """The parsed body of the next message number num before deadline (what
+        comes before it is answered or, for an Error, printed); None at EOF or
+        the deadline, with a line saying which."""
+        while time.time() < deadline:
+            got = self.next_message()
+            if got is None:
+                print("daemon closed the connection before message %d" % num)
+                return None
+            if got[0] == num:
+                return got[1]
+            if got[0] == ERROR:
+                print("daemon sent Error: %s" % first(got[1], 2, b"").decode(errors="replace"))
+        print("no message %d within the time" % num)
+        return None
+
     def next_frame(self):
         """(field number, parsed body) of the next message, or None at EOF."""
         got = self.recv_frame()
@@ -256,29 +272,18 @@ def main():
     elif mode == "shortgrad":
         if not p.join(token, "fakepeer"):
             return 1
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            got = p.next_message()
-            if got is None:
-                print("daemon closed the connection before any shard_assign")
-                return 1
-            num, d = got
-            if num == SHARD_ASSIGN:
-                run_id, step = first(d, 1), first(d, 2)
-                node = parse(d[3][0]) if 3 in d else {}
-                lo, hi = first(node, 1), first(node, 2)
-                print("shard_assign run %d step %d node [%d, %d): answering 2 floats"
-                      % (run_id, step, lo, hi))
-                res = (f_varint(1, run_id) + f_varint(2, step) + f_varint(3, lo) +
-                       f_varint(4, hi) + f_bytes(5, b"\x00" * 8) + f_double(7, 1.0) +
-                       f_varint(9, 32))
-                p.send(frame(NODE_RESULT, res))
-                break
-            elif num == ERROR:
-                print("daemon sent Error: %s" % first(d, 2, b"").decode(errors="replace"))
-        else:
-            print("no shard_assign within %.0f s" % timeout)
+        d = p.wait_for(SHARD_ASSIGN, time.time() + timeout)
+        if d is None:
             return 1
+        run_id, step = first(d, 1), first(d, 2)
+        node = parse(d[3][0]) if 3 in d else {}
+        lo, hi = first(node, 1), first(node, 2)
+        print("shard_assign run %d step %d node [%d, %d): answering 2 floats"
+              % (run_id, step, lo, hi))
+        res = (f_varint(1, run_id) + f_varint(2, step) + f_varint(3, lo) +
+               f_varint(4, hi) + f_bytes(5, b"\x00" * 8) + f_double(7, 1.0) +
+               f_varint(9, 32))
+        p.send(frame(NODE_RESULT, res))
     elif mode == "hang":
         if not p.join(token, "hang"):
             return 1
@@ -346,16 +351,11 @@ def main():
         if not p.join(token, "deaf"):
             return 1
         deadline = time.time() + timeout
-        while time.time() < deadline:
-            got = p.next_message()
-            if got is None:
-                print("daemon closed the connection before any step_params")
-                return 1
-            num, d = got
-            if num == STEP_PARAMS:
-                print("step_params of step %d: reading nothing more" % first(d, 2))
-                sys.stdout.flush()
-                break
+        d = p.wait_for(STEP_PARAMS, deadline)
+        if d is None:
+            return 1
+        print("step_params of step %d: reading nothing more" % first(d, 2))
+        sys.stdout.flush()
         while time.time() < deadline:
             p.send(frame(HEARTBEAT, f_varint(1, 1)))
             time.sleep(0.5)

@@ -17,14 +17,9 @@ wait_file "$T/proxy.port" "the proxy did not start"
 "$WORKER" --coordinator "127.0.0.1:$(cat "$T/proxy.port")" --name w1 --threads 1 \
 	>>"$T/w1.log" 2>&1 &
 PIDS="$PIDS $!"
-i=0
-until grep -q "worker w1 joined" "$T/byold.log"; do
-	i=$((i + 1)); [ $i -lt 100 ] || fail "w1 did not join through the proxy"; sleep 0.1
-done
+logged "worker w1 joined" 10
 start_worker w2 --threads 1
-until grep -q "worker w2 joined" "$T/byold.log"; do
-	i=$((i + 1)); [ $i -lt 200 ] || fail "w2 did not join"; sleep 0.1
-done
+logged "worker w2 joined" 10
 submit_completed "$T/exp.ini"
 grep -q "dropped a message of field 15" "$T/proxy.log" ||
 	fail "the final evaluation did not go to w1 first: $(cat "$T/proxy.log")"
