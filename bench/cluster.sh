@@ -4,7 +4,13 @@
 #
 #  (1) img/s of byold + 2 byol-worker x 1 thread against `byol-worker --local
 #      --threads 2` on the same experiment (the default MLP, TRAIN_LIMIT images,
-#      1 epoch, no kNN, no probe);
+#      1 epoch, no kNN, no probe), with the workers connected three ways: over
+#      TCP (127.0.0.1), over byold's Unix socket (what workers on byold's own
+#      machine use), and over the Unix socket with each worker bound to a core
+#      of its own (taskset; byold unbound), which shows what the kernel's
+#      placement of the three processes costs; and the CPU time per step of
+#      byold and the workers (the scheduler's exact time on a CPU), which sets
+#      a floor under the step on this machine's cores;
 #  (2) the coordinator's share of a step of that run: the time a step spends in
 #      byold (packing and sending the parameters, the apply, the threadpool's
 #      queueing, the bookkeeping) against the whole step, from byold's per-step
@@ -25,8 +31,9 @@
 #
 # usage: bench/cluster.sh            (after `make && make bench`)
 # environment:
-#   BIN=bin  TRAIN_LIMIT=8192  ROUNDS=2  WARM=2  SCALE="1 2 4 8 16 32"  SCALE_STEPS=8
-#   (ROUNDS: cluster runs of (1), each followed by a local run; one comes first)
+#   BIN=bin  TRAIN_LIMIT=16384  ROUNDS=2  WARM=2  SCALE="1 2 4 8 16 32"  SCALE_STEPS=8
+#   (ROUNDS: rounds of (1): a cluster run over each connection, then a local run;
+#    one local run comes first)
 #   PAUSE_PIDS="pid ..."  processes to SIGSTOP while measuring (other jobs on
 #                         the machine); they get SIGCONT on exit, whatever happens
 #   PERF=1                perf record byold over the steps >= WARM of the largest W
@@ -35,7 +42,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 BIN=${BIN:-bin}
-TRAIN_LIMIT=${TRAIN_LIMIT:-8192}
+TRAIN_LIMIT=${TRAIN_LIMIT:-16384}
 ROUNDS=${ROUNDS:-2}
 WARM=${WARM:-2}
 SCALE=${SCALE:-1 2 4 8 16 32}
@@ -205,7 +212,8 @@ local_run() {
 }
 local_run
 
-"$BIN/byold" --state-dir "$T/state" --listen "$ADDR" --socket "$T/state/byold.sock" \
+SOCK="$T/state/byold.sock"
+"$BIN/byold" --state-dir "$T/state" --listen "$ADDR" --socket "$SOCK" \
 	--log-level debug >"$LOG" 2>&1 &
 DAEMON=$!
 PIDS="$PIDS $DAEMON"
@@ -216,31 +224,53 @@ until "$BIN/byolctl" --coordinator "$ADDR" list >/dev/null 2>&1; do
 	kill -0 "$DAEMON" 2>/dev/null || die "byold exited at start-up"
 	sleep 0.1
 done
-WPIDS=""
-for n in w1 w2; do
-	"$BIN/byol-worker" --coordinator "$ADDR" --name "$n" --threads 1 >"$T/$n.log" 2>&1 &
-	WPIDS="$WPIDS $!"
-done
-PIDS="$PIDS $WPIDS"
-joined 2
-REAL_RUNS=""
-STEPS=$((TRAIN_LIMIT / 256))
-r=1
-while [ $r -le "$ROUNDS" ]; do
-	[ $r = 1 ] && B0=$(worker_bytes)
-	# the CPU time of byold and the workers over steps WARM .. the last
-	"$PY" bench/cpuwatch.py "$LOG" $((WARM - 1)) $((STEPS - 1)) "$T/cpu.$r" \
+# start_workers VIA: 2 workers x 1 thread, connected over TCP (VIA tcp) or the
+# Unix socket (unix), or over the Unix socket and each bound to a core of its own
+# with taskset (pinned); their pids in $WPIDS
+start_workers() {
+	WPIDS=""
+	i=0
+	for n in w1 w2; do
+		case $1 in
+		tcp) via="--coordinator $ADDR" ;;
+		*) via="--socket $SOCK" ;;
+		esac
+		pin=""
+		[ "$1" = pinned ] && pin="taskset -c $((i % $(nproc)))"
+		$pin "$BIN/byol-worker" $via --name "$1-$n" --threads 1 >"$T/$1-$n.log" 2>&1 &
+		WPIDS="$WPIDS $!"
+		i=$((i + 1))
+	done
+	PIDS="$PIDS $WPIDS"
+	joined 2
+}
+
+# cluster_run VIA R: the experiment once with start_workers VIA, the CPU time of
+# byold and the workers over steps WARM .. the last into $T/cpu.VIA.R
+cluster_run() {
+	start_workers "$1"
+	[ "$1.$2" = tcp.1 ] && B0=$(worker_bytes)
+	"$PY" bench/cpuwatch.py "$LOG" $((WARM - 1)) $((STEPS - 1)) "$T/cpu.$1.$2" \
 		"$DAEMON" $WPIDS &
 	CPUW=$!
 	PIDS="$PIDS $CPUW"
 	submit "$T/mlp.ini"
 	stop_pids "$CPUW"
-	[ $r = 1 ] && B1=$(worker_bytes)
-	REAL_RUNS="$REAL_RUNS $RUN"
+	[ "$1.$2" = tcp.1 ] && B1=$(worker_bytes)
+	REAL_RUNS="$REAL_RUNS $1:$2:$RUN"
+	stop_pids $WPIDS
+}
+
+VIAS="tcp unix"
+command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ] && VIAS="$VIAS pinned"
+REAL_RUNS=""
+STEPS=$((TRAIN_LIMIT / 256))
+r=1
+while [ $r -le "$ROUNDS" ]; do
+	for via in $VIAS; do cluster_run "$via" $r; done
 	local_run
 	r=$((r + 1))
 done
-stop_pids $WPIDS
 
 # ---- (2)-(3) the same experiment served by 2 simulated workers --------------------
 # sim W TAG FILE: runs FILE with W simulated workers (run id in $RUN); their step
@@ -306,7 +336,11 @@ LOOP=$("$PY" bench/loopback.py 13210624 20) || die "bench/loopback.py failed"
 	"$LOOP" <<'PY'
 import json, os, re, statistics as st, sys
 T, WARM = sys.argv[1], int(sys.argv[2])
-real_runs, run_sim2 = [int(x) for x in sys.argv[3].split()], int(sys.argv[4])
+runs_by = [x.split(":") for x in sys.argv[3].split()]     # VIA:ROUND:RUN
+vias = list(dict.fromkeys(v for v, r, run in runs_by))
+run_of = {v: [int(run) for w, r, run in runs_by if w == v] for v in vias}
+rounds_of = {v: [int(r) for w, r, run in runs_by if w == v] for v in vias}
+real_runs, run_sim2 = run_of["tcp"], int(sys.argv[4])
 b0, b1 = [int(x) for x in sys.argv[5].split()], [int(x) for x in sys.argv[6].split()]
 scale = [tuple(int(v) for v in x.split(":")) for x in sys.argv[7].split()]
 log = open(T + "/byold.log").read()
@@ -342,58 +376,73 @@ def sim_bytes(tag, run):
 
 B = 256
 locals_ = [json.loads(l)["img_per_s"] for l in open(T + "/local.json") if l.strip()]
+loc = st.median(locals_)
 n_steps = len(steps[real_runs[0]])
-all_in = [len(steps[r]) * B / (sum(s["total"] for s in steps[r]) / 1e3) for r in real_runs]
-med_step = [med(r, "total") for r in real_runs]
-loc, dist = st.median(locals_), st.median(all_in)
-dist_med = B / st.median(med_step) * 1e3
+label = {"tcp": "over TCP (127.0.0.1)", "unix": "over the Unix socket",
+         "pinned": "Unix socket, pinned"}
 print("\n(1) throughput, default MLP, B=256 (4 shards of 64), %d steps per run" % n_steps)
-print("    byol-worker --local --threads 2   %7.0f img/s  median of %s (its own figure, all steps)"
-      % (loc, ", ".join("%.0f" % x for x in locals_)))
-print("    byold + 2 workers x 1 thread      %7.0f img/s  median of %s (all steps)"
-      % (dist, ", ".join("%.0f" % x for x in all_in)))
-print("                                      %7.0f img/s  median step %.1f ms (steps >= %d)"
-      % (dist_med, st.median(med_step), WARM))
-print("    ratio distributed / local         %7.2fx (all steps)   %.2fx (median step)"
-      "   target >= 0.9x"
-      % (dist / loc, dist_med / loc))
-print("    per step: local %.1f ms, distributed %.1f ms (all steps): %+.1f ms"
-      % (B / loc * 1e3, B / dist * 1e3, B / dist * 1e3 - B / loc * 1e3))
+print("    byol-worker --local --threads 2            %6.0f img/s  %.1f ms a step   median of %s"
+      " (its own figure, all steps)" % (loc, B / loc * 1e3, ", ".join("%.0f" % x for x in locals_)))
+print("    byold + 2 workers x 1 thread  (img/s over all steps, median step of steps >= %d,"
+      " ratios to local)" % WARM)
+for v in vias:
+    rr = run_of[v]
+    all_in = [len(steps[r]) * B / (sum(s["total"] for s in steps[r]) / 1e3) for r in rr]
+    med_step = st.median(med(r, "total") for r in rr)
+    dist = st.median(all_in)
+    print("      %-24s %6.0f img/s  %.1f ms median step   %.2fx all steps, %.2fx median step"
+          "   target >= 0.9x" % (label[v], dist, med_step, dist / loc, B / med_step * 1e3 / loc))
+print("    (each round runs tcp, unix, pinned, then --local; one --local comes first; pinned:"
+      " each worker bound\n     to a core of its own with taskset, byold unbound)")
 
 P, NB = setup[run_sim2]
 pbytes = 4 * P
+cores = os.cpu_count()
+print("\n(2) where a step goes (byold + 2 workers x 1 thread; medians over the steps >= %d, ms)"
+      % WARM)
+for v in vias:
+    pool = [s for r in run_of[v] for s in steps[r] if s["k"] >= WARM]
+    pm = lambda key: st.median(s[key] for s in pool)
+    share = st.median([s["coord"] / s["total"] for s in pool])
+    print("    %-20s step %.1f = send %.1f + wait for workers %.1f + apply %.1f + queue %.1f"
+          " + store %.1f" % (label[v], pm("total"), pm("send"), pm("wait"), pm("apply"),
+                             pm("queue"), pm("store")))
+    print("    %-20s coordinator share (send + apply + queue + store) / step: %.1f%%"
+          "   target <= 10%%" % ("", 100 * share))
+print("    (send ends when every StepParams is handed to the kernel: a Unix socket takes about"
+      " 200 KB at once\n     where loopback TCP takes megabytes, so over it the copying falls"
+      " in wait)")
 pool = [s for r in real_runs for s in steps[r] if s["k"] >= WARM]
 pm = lambda key: st.median(s[key] for s in pool)
-print("\n(2) where a step goes (byold + 2 workers x 1 thread; medians over %d steps, ms)"
-      % len(pool))
-print("    step %.1f = send %.1f + wait for workers %.1f + apply %.1f + queue %.1f + store %.1f"
-      % (pm("total"), pm("send"), pm("wait"), pm("apply"), pm("queue"), pm("store")))
-share = st.median([s["coord"] / s["total"] for s in pool])
-cores = os.cpu_count()
-cpu_runs = []
-for r in range(1, len(real_runs) + 1):
-    try:
-        f = open("%s/cpu.%d" % (T, r)).read().split()
-    except OSError:
+
+def cpu_of(v):
+    out = []
+    for r in rounds_of[v]:
+        try:
+            f = open("%s/cpu.%s.%d" % (T, v, r)).read().split()
+        except OSError:
+            continue
+        out.append((int(f[0]), float(f[1]),
+                    [tuple(float(x) for x in p.split(":")[1:]) for p in f[2:]]))
+    return out
+
+print("    CPU per step (steps >= %d; time on a CPU from the scheduler, user/system from ticks):"
+      % WARM)
+for v in vias:
+    runs = cpu_of(v)
+    if not runs:
         continue
-    k, wall = int(f[0]), float(f[1])
-    procs = [tuple(float(v) for v in x.split(":")[1:]) for x in f[2:]]
-    cpu_runs.append((k, wall, procs))
-print("    coordinator share (send + apply + queue + store) / step: %.1f%%   target <= 10%%"
-      % (100 * share))
-if cpu_runs:
-    per = lambda i, j: st.median(1e3 * p[i][j] / k for k, w, p in cpu_runs)
-    byold_u, byold_s = per(0, 0), per(0, 1)
-    work = [per(i, 0) + per(i, 1) for i in range(1, len(cpu_runs[0][2]))]
-    total = byold_u + byold_s + sum(work)
-    wall = st.median(1e3 * w / k for k, w, p in cpu_runs)
+    per = lambda i, j: st.median(1e3 * p[i][j] / k for k, w, p in runs)
+    nproc_ = len(runs[0][2])
+    byold = per(0, 2)
+    work = [per(i, 2) for i in range(1, nproc_)]
+    total = byold + sum(work)
+    wall = st.median(1e3 * w / k for k, w, p in runs)
     floor = total / cores
-    print("    CPU per step (steps >= %d): byold %.1f ms (user %.1f, system %.1f), workers %s ms;"
-          % (WARM, byold_u + byold_s, byold_u, byold_s, " + ".join("%.1f" % x for x in work)))
-    print("      %.1f core-ms in a step of %.1f ms on %d cores: %.0f%% busy. No schedule of this"
-          % (total, wall, cores, 100 * total / (cores * wall)))
-    print("      work on %d cores is shorter than %.1f ms: ratio <= %.2fx against the local step"
-          % (cores, floor, (B / loc * 1e3) / floor))
+    print("      %-20s byold %.1f (system %.1f), workers %s core-ms; %.1f in a step of %.1f ms:"
+          % (label[v], byold, per(0, 1), " + ".join("%.1f" % x for x in work), total, wall))
+    print("      %-20s %.0f%% of %d cores busy; no schedule is shorter than %.1f ms: ratio <= %.2fx"
+          % ("", 100 * total / (cores * wall), cores, floor, (B / loc * 1e3) / floor))
 ov = med(run_sim2, "total")
 print("    the same step with 2 simulated workers (coordinator + wire, no compute): %.1f ms"
       " = %.1f%% of the real step" % (ov, 100 * ov / pm("total")))

@@ -6,8 +6,11 @@ usage: cpuwatch.py LOG FIRST LAST OUT PID...
 Follows LOG from its current end. At the debug line of step FIRST and again at
 the one of step LAST (of the first run that reaches them) it reads the user and
 system time of each PID (all threads, /proc/PID/stat) and the monotonic clock;
-writes to OUT one line: "steps WALL_S PID:USER_S:SYS_S ..." for the LAST - FIRST
-steps in between. Polls every 5 ms; a sample is late by at most that, which
+writes to OUT one line: "steps WALL_S PID:USER_S:SYS_S:RUN_S ..." for the LAST -
+FIRST steps in between. USER_S and SYS_S are the kernel's tick-sampled split;
+RUN_S is the scheduler's exact time on a CPU, summed over the threads
+(/proc/PID/task/*/schedstat): on a virtual machine the ticks can miss a tenth
+of it. Polls every 5 ms; a sample is late by at most that, which
 the wall time it reports includes, so CPU / wall stays consistent.
 """
 import os
@@ -20,7 +23,14 @@ def cpu(pid):
     with open("/proc/%d/stat" % pid) as f:
         rest = f.read().rsplit(")", 1)[1].split()
     hz = os.sysconf("SC_CLK_TCK")
-    return int(rest[11]) / hz, int(rest[12]) / hz  # utime, stime
+    run = 0
+    for t in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/schedstat" % (pid, t)) as f:
+                run += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass                # a thread that ended meanwhile
+    return int(rest[11]) / hz, int(rest[12]) / hz, run / 1e9  # utime, stime, on CPU
 
 
 def main():
@@ -49,7 +59,7 @@ def main():
     (t0, c0), (t1, c1) = marks[first], marks[last]
     with open(out, "w") as f:
         f.write("%d %.6f %s\n" % (last - first, t1 - t0, " ".join(
-            "%d:%.2f:%.2f" % (p, b[0] - a[0], b[1] - a[1]) for p, a, b in zip(pids, c0, c1))))
+            "%d:%.2f:%.2f:%.4f" % (p, b[0] - a[0], b[1] - a[1], b[2] - a[2]) for p, a, b in zip(pids, c0, c1))))
 
 
 if __name__ == "__main__":
