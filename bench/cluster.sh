@@ -11,6 +11,8 @@
 #      placement of the three processes costs; and the CPU time per step of
 #      byold and the workers (the scheduler's exact time on a CPU), which sets
 #      a floor under the step on this machine's cores;
+#      The same, once each over TCP and pinned, at global batches BATCHES (more
+#      compute a step for the same bytes);
 #  (2) the coordinator's share of a step of that run: the time a step spends in
 #      byold (packing and sending the parameters, the apply, the threadpool's
 #      queueing, the bookkeeping) against the whole step, from byold's per-step
@@ -32,6 +34,7 @@
 # usage: bench/cluster.sh            (after `make && make bench`)
 # environment:
 #   BIN=bin  TRAIN_LIMIT=16384  ROUNDS=2  WARM=2  SCALE="1 2 4 8 16 32"  SCALE_STEPS=8
+#   BATCHES="512 1024"  BATCH_STEPS=32   (BATCHES= skips the larger batches)
 #   (ROUNDS: rounds of (1): a cluster run over each connection, then a local run;
 #    one local run comes first)
 #   PAUSE_PIDS="pid ..."  processes to SIGSTOP while measuring (other jobs on
@@ -47,6 +50,8 @@ ROUNDS=${ROUNDS:-2}
 WARM=${WARM:-2}
 SCALE=${SCALE:-1 2 4 8 16 32}
 SCALE_STEPS=${SCALE_STEPS:-8}
+BATCHES=${BATCHES-512 1024}
+BATCH_STEPS=${BATCH_STEPS:-32}
 LIMIT=${LIMIT:-290}
 DATA=/usr/share/datasets/fashion-mnist
 if [ -x /usr/bin/python3 ]; then PY=/usr/bin/python3; else PY=python3; fi
@@ -232,12 +237,12 @@ start_workers() {
 	i=0
 	for n in w1 w2; do
 		case $1 in
-		tcp) via="--coordinator $ADDR" ;;
-		*) via="--socket $SOCK" ;;
+		tcp) conn_args="--coordinator $ADDR" ;;
+		*) conn_args="--socket $SOCK" ;;
 		esac
 		pin=""
 		[ "$1" = pinned ] && pin="taskset -c $((i % $(nproc)))"
-		$pin "$BIN/byol-worker" $via --name "$1-$n" --threads 1 >"$T/$1-$n.log" 2>&1 &
+		$pin "$BIN/byol-worker" $conn_args --name "$1-$n" --threads 1 >"$T/$1-$n.log" 2>&1 &
 		WPIDS="$WPIDS $!"
 		i=$((i + 1))
 	done
@@ -270,6 +275,22 @@ while [ $r -le "$ROUNDS" ]; do
 	for via in $VIAS; do cluster_run "$via" $r; done
 	local_run
 	r=$((r + 1))
+done
+
+# ---- (1b) larger global batches: more compute a step for the same bytes ------------
+# one round each of tcp, pinned (when there) and --local, BATCH_STEPS steps of B images
+BATCH_RUNS=""
+for b in $BATCHES; do
+	experiment "$T/b$b.ini" "bench-b$b" "$b" $((b * BATCH_STEPS))
+	for via in tcp pinned; do
+		case " $VIAS " in *" $via "*) ;; *) continue ;; esac
+		start_workers "$via"
+		submit "$T/b$b.ini"
+		BATCH_RUNS="$BATCH_RUNS $b:$via:$RUN"
+		stop_pids $WPIDS
+	done
+	timeout 200 "$BIN/byol-worker" --local "$T/b$b.ini" --threads 2 >>"$T/local.b$b.json" \
+		2>>"$T/local.log" || die "byol-worker --local (batch $b) failed"
 done
 
 # ---- (2)-(3) the same experiment served by 2 simulated workers --------------------
@@ -333,7 +354,7 @@ LOOP=$("$PY" bench/loopback.py 13210624 20) || die "bench/loopback.py failed"
 
 # ---- the figures ---------------------------------------------------------------
 "$PY" - "$T" "$WARM" "$REAL_RUNS" "$RUN_SIM2" "$B0" "$B1" "$SCALE_RUNS" "$LOAD0" "$LOAD1" \
-	"$LOOP" <<'PY'
+	"$LOOP" "$BATCH_RUNS" <<'PY'
 import json, os, re, statistics as st, sys
 T, WARM = sys.argv[1], int(sys.argv[2])
 runs_by = [x.split(":") for x in sys.argv[3].split()]     # VIA:ROUND:RUN
@@ -394,6 +415,26 @@ for v in vias:
           "   target >= 0.9x" % (label[v], dist, med_step, dist / loc, B / med_step * 1e3 / loc))
 print("    (each round runs tcp, unix, pinned, then --local; one --local comes first; pinned:"
       " each worker bound\n     to a core of its own with taskset, byold unbound)")
+batch_runs = [x.split(":") for x in (sys.argv[11].split() if len(sys.argv) > 11 else [])]
+if batch_runs:
+    print("    larger global batches (shards of 64; %d steps a run; one run each): the same bytes"
+          " a step, more compute" % len(steps[int(batch_runs[0][2])]))
+for b in dict.fromkeys(x[0] for x in batch_runs):
+    try:
+        lb = [json.loads(l)["img_per_s"] for l in open("%s/local.b%s.json" % (T, b)) if l.strip()]
+    except OSError:
+        continue
+    bl = st.median(lb)
+    print("      B=%-5s %-24s %6.0f img/s  %.1f ms a step" % (b, "--local --threads 2", bl,
+                                                         int(b) / bl * 1e3))
+    for bb, v, run in batch_runs:
+        if bb != b or int(run) not in steps:
+            continue
+        rs = steps[int(run)]
+        alls = len(rs) * int(b) / (sum(s["total"] for s in rs) / 1e3)
+        ms = med(int(run), "total")
+        print("      B=%-5s %-24s %6.0f img/s  %.1f ms median step   %.2fx all steps, %.2fx"
+              " median step" % (b, label[v], alls, ms, alls / bl, int(b) / ms * 1e3 / bl))
 
 P, NB = setup[run_sim2]
 pbytes = 4 * P
