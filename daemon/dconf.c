@@ -38,7 +38,7 @@ static const dkey keys[] = {
 	{ "token_file", K_STR, 0, 0, "", F(token_file),
 	  "file holding the cluster token (mode 0600); empty = $CREDENTIALS_DIRECTORY/token "
 	  "when systemd passes it, else no token (loopback only)" },
-	{ "max_frame_mb", K_INT, 1, 4095, "256", F(max_frame_mb),
+	{ "max_frame_mb", K_INT, 1, 2047, "256", F(max_frame_mb),
 	  "largest frame accepted or sent, in MiB" },
 	{ "heartbeat_ms", K_INT, 50, 3600000, "2000", F(heartbeat_ms),
 	  "heartbeat period; also the period of the daemon's housekeeping" },

@@ -404,8 +404,13 @@ int conn_send_borrowed(conn *c, const Byol__Envelope *e, ProtobufCBinaryData *ta
 	if (!w)
 		return byol_err(err, -ENOMEM, "out of memory for a %zu-byte frame head", want);
 	size_t n;
-	if ((rc = frame_pack_head(e, tail, tail_field, w->data, w->cap, &w->len, &n, err)) < 0 ||
-	    (rc = frame_too_large(c, e->msg_case, n, err)) < 0) {
+	if (c->peer_attachments && tail->len) {
+		rc = frame_pack_attached(e, tail, w->data, w->cap, &w->len, err);
+		n = FRAME_HEADER + tail->len;   /* the larger of the two frames */
+	} else {
+		rc = frame_pack_head(e, tail, tail_field, w->data, w->cap, &w->len, &n, err);
+	}
+	if (rc < 0 || (rc = frame_too_large(c, e->msg_case, n, err)) < 0) {
 		pool_give(c, w);
 		return rc;
 	}
@@ -443,6 +448,7 @@ void conn_send_hello(conn *c)
 	h.version = c->cfg->version;
 	h.auth_required = c->cfg->token != NULL;
 	h.protocol = CONN_PROTOCOL;
+	h.attachments = 1;
 	e.msg_case = BYOL__ENVELOPE__MSG_SERVER_HELLO;
 	e.server_hello = &h;
 	c->state = ST_AWAIT_AUTH;
@@ -471,6 +477,7 @@ static int on_client_auth(conn *c, const Byol__ClientAuth *a)
 					"ASCII of at most 63 bytes)");
 	snprintf(c->name, sizeof(c->name), "%s", a->name);
 	c->role = a->role;
+	c->peer_attachments = a->attachments;
 	Byol__AuthResult res = BYOL__AUTH_RESULT__INIT;
 	Byol__Envelope e = BYOL__ENVELOPE__INIT;
 	uint8_t proof[AUTH_MAC_LEN];
@@ -532,6 +539,8 @@ static int on_server_hello(conn *c, const Byol__ServerHello *h)
 	a.name = k->name;
 	a.version = k->version;
 	a.protocol = CONN_PROTOCOL;
+	a.attachments = 1;
+	c->peer_attachments = h->attachments;
 	auth_nonce(c->nonce);
 	a.client_nonce.data = c->nonce;
 	a.client_nonce.len = AUTH_NONCE_LEN;
@@ -580,6 +589,78 @@ static int on_auth_result(conn *c, const Byol__AuthResult *res)
 
 /* One complete frame. Returns < 0 to stop the feed: the conn is closing (its
  * reason already recorded). */
+/* The field of a message that an attachment frame fills: the one tensor of the
+ * messages that carry one (ProtobufCBinaryData inside e's message), else NULL. */
+static ProtobufCBinaryData *attachment_field(Byol__Envelope *e)
+{
+	switch (e->msg_case) {
+	case BYOL__ENVELOPE__MSG_STEP_PARAMS: return &e->step_params->online;
+	case BYOL__ENVELOPE__MSG_NODE_RESULT: return &e->node_result->grad;
+	default: return NULL;
+	}
+}
+
+/* A decoded Envelope that announces an attachment: checked, then kept until the
+ * attachment frame arrives. */
+static int announce(conn *c, Byol__Envelope *e)
+{
+	char r[BYOL_ERR_LEN];
+	ProtobufCBinaryData *f = attachment_field(e);
+	if (c->state != ST_OPEN || !f || f->len) {
+		snprintf(r, sizeof(r), "%s announces an attachment of %llu bytes, which it "
+			 "cannot carry%s", frame_msg_name(e->msg_case), (unsigned long long)e->attachment,
+			 f && f->len ? " (its tensor field is not empty)" : "");
+		return conn_close_error(c, -EPROTO, r);
+	}
+	if (e->attachment > c->rd.max_len) {
+		snprintf(r, sizeof(r), "%s announces an attachment of %llu bytes, over the "
+			 "frame limit %zu", frame_msg_name(e->msg_case),
+			 (unsigned long long)e->attachment, c->rd.max_len);
+		return conn_close_error(c, -EMSGSIZE, r);
+	}
+	c->announced = e;
+	c->announced_len = (size_t)e->attachment;
+	return 0;
+}
+
+/* The attachment frame of the announced message: its body becomes the message's
+ * tensor field, adoptable like any large decoded field (conn_adopt), and the
+ * message goes to on_message. */
+static int on_attachment(conn *c, const uint8_t *frame, size_t len)
+{
+	char r[BYOL_ERR_LEN];
+	Byol__Envelope *e = c->announced;
+	if (!e) {
+		snprintf(r, sizeof(r), "an attachment frame of %zu bytes that no message "
+			 "announced", len);
+		return conn_close_error(c, -EPROTO, r);
+	}
+	c->announced = NULL;
+	if (len != c->announced_len) {
+		snprintf(r, sizeof(r), "%s announced an attachment of %zu bytes; the attachment "
+			 "frame has %zu", frame_msg_name(e->msg_case), c->announced_len, len);
+		return conn_close_error(c, -EPROTO, r);
+	}
+	size_t spare_cap = 0, body_cap = 0;
+	uint8_t *spare = frame_arena_take_spare(&c->arena, &spare_cap);
+	uint8_t *body = frame_reader_take_body(&c->rd, frame, spare, spare_cap, &body_cap);
+	if (!body) {
+		frame_arena_give_spare(&c->arena, spare, spare_cap);
+		body = frame_arena_copy(&c->arena, frame, len);
+	} else if (frame_arena_hold(&c->arena, body, body_cap) < 0) {
+		free(body);
+		body = NULL;
+	}
+	if (!body)
+		return conn_close_error(c, -ENOMEM, "out of memory for an attachment");
+	ProtobufCBinaryData *f = attachment_field(e);
+	f->data = body;
+	f->len = len;
+	if (c->cfg->c.on_message)
+		c->cfg->c.on_message(c, e);
+	return 0;
+}
+
 static int on_frame(void *ud, const uint8_t *frame, size_t len, char *err)
 {
 	conn *c = ud;
@@ -587,10 +668,25 @@ static int on_frame(void *ud, const uint8_t *frame, size_t len, char *err)
 	char r[BYOL_ERR_LEN], t[256];
 	if (c->closing)
 		return -EPIPE;
+	if (frame_reader_is_attachment(&c->rd)) {
+		on_attachment(c, frame, len);
+		return c->closing ? -EPIPE : 0;
+	}
+	if (c->announced) {
+		snprintf(r, sizeof(r), "%s announced an attachment of %zu bytes, and a message "
+			 "frame came instead", frame_msg_name(c->announced->msg_case), c->announced_len);
+		c->announced = NULL;
+		conn_close_error(c, -EPROTO, r);
+		return -EPIPE;
+	}
 	int rc = frame_decode(&c->arena, frame, len, &e, r);
 	if (rc < 0) {
 		conn_close_error(c, rc, r);
 		return rc;
+	}
+	if (e->attachment) {
+		announce(c, e);
+		return c->closing ? -EPIPE : 0;
 	}
 	int mc = e->msg_case;
 	int want = c->state == ST_AWAIT_AUTH     ? BYOL__ENVELOPE__MSG_CLIENT_AUTH

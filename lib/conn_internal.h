@@ -77,6 +77,9 @@ struct conn {
 	uv_shutdown_t shutdown_req;
 	frame_reader rd;
 	frame_arena arena;
+	int peer_attachments;    /* the peer takes attachment frames */
+	Byol__Envelope *announced; /* decoded; waits for its attachment frame */
+	size_t announced_len;
 	uint8_t nonce[AUTH_NONCE_LEN]; /* server: the one sent; client: its own */
 	int role;
 	char name[CONN_NAME_MAX + 1];

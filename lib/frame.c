@@ -64,10 +64,15 @@ static int reader_start_body(frame_reader *r, char *err)
 	char msg[BYOL_ERR_LEN];
 	size_t L = (size_t)r->hdr[0] << 24 | (size_t)r->hdr[1] << 16 |
 		   (size_t)r->hdr[2] << 8 | (size_t)r->hdr[3];
-	if (L == 0)
-		return reader_fail(r, -EBADMSG, "zero-length frame", err);
+	r->attachment = (L & FRAME_ATTACHMENT) != 0;
+	L &= ~(size_t)FRAME_ATTACHMENT;
+	const char *kind = r->attachment ? "attachment frame" : "frame";
+	if (L == 0) {
+		snprintf(msg, sizeof(msg), "zero-length %s", kind);
+		return reader_fail(r, -EBADMSG, msg, err);
+	}
 	if (L > r->max_len) {
-		snprintf(msg, sizeof(msg), "frame length %zu exceeds the limit %zu", L,
+		snprintf(msg, sizeof(msg), "%s length %zu exceeds the limit %zu", kind, L,
 			 r->max_len);
 		return reader_fail(r, -EMSGSIZE, msg, err);
 	}
@@ -212,6 +217,23 @@ int frame_reader_commit(frame_reader *r, size_t n, frame_cb cb, void *ud, char *
 	if (r->have == r->need)
 		return reader_deliver(r, r->buf, cb, ud, err);
 	return 0;
+}
+
+int frame_reader_is_attachment(const frame_reader *r)
+{
+	return r->attachment;
+}
+
+uint8_t *frame_reader_take_body(frame_reader *r, const uint8_t *frame, uint8_t *spare,
+				size_t spare_cap, size_t *body_cap)
+{
+	if (!r->buf || frame != r->buf || r->cap < FRAME_ADOPT_MIN)
+		return NULL;
+	uint8_t *body = r->buf;
+	*body_cap = r->cap;
+	r->buf = spare;
+	r->cap = spare ? spare_cap : 0;
+	return body;
 }
 
 int frame_reader_finish(const frame_reader *r, char *err)
@@ -359,6 +381,34 @@ int frame_pack_head(const Byol__Envelope *e, ProtobufCBinaryData *tail, unsigned
 	return 0;
 }
 
+int frame_pack_attached(const Byol__Envelope *e, ProtobufCBinaryData *tail, void *head,
+			size_t cap, size_t *head_len, char *err)
+{
+	*head_len = 0;
+	if (!tail->len || tail->len > FRAME_MAX_LIMIT)
+		return byol_err(err, -EMSGSIZE, "an attachment of %zu bytes (1 .. %zu)", tail->len,
+				FRAME_MAX_LIMIT);
+	Byol__Envelope with = *e;
+	with.attachment = tail->len;
+	ProtobufCBinaryData saved = *tail;
+	tail->data = NULL;
+	tail->len = 0;
+	size_t n = 0;
+	int rc = cap < FRAME_HEADER ? byol_err(err, -ENOSPC, "no room for a frame head")
+				    : frame_pack(&with, head, cap - FRAME_HEADER, &n, err);
+	*tail = saved;
+	if (rc < 0)
+		return rc;
+	uint8_t *p = (uint8_t *)head + n;
+	uint32_t L = (uint32_t)saved.len | FRAME_ATTACHMENT;
+	p[0] = (uint8_t)(L >> 24);
+	p[1] = (uint8_t)(L >> 16);
+	p[2] = (uint8_t)(L >> 8);
+	p[3] = (uint8_t)L;
+	*head_len = n + FRAME_HEADER;
+	return 0;
+}
+
 const char *frame_msg_name(int msg_case)
 {
 	if (msg_case == BYOL__ENVELOPE__MSG__NOT_SET)
@@ -480,6 +530,52 @@ void *frame_arena_adopt(frame_arena *a, const void *p)
 			return q;
 		}
 	return NULL;
+}
+
+int frame_arena_hold(frame_arena *a, void *p, size_t cap)
+{
+	if (a->n_big >= FRAME_ADOPT_MAX)
+		return -ENOSPC;
+	a->big[a->n_big] = p;
+	a->big_size[a->n_big++] = cap;
+	return 0;
+}
+
+void *frame_arena_copy(frame_arena *a, const void *p, size_t len)
+{
+	void *q = arena_alloc(a, len);
+	if (q)
+		memcpy(q, p, len);
+	return q;
+}
+
+void *frame_arena_take_spare(frame_arena *a, size_t *cap)
+{
+	int best = -1;
+	for (int i = 0; i < a->n_spare; i++)
+		if (best < 0 || a->spare_size[i] > a->spare_size[best])
+			best = i;
+	*cap = 0;
+	if (best < 0)
+		return NULL;
+	void *p = a->spare[best];
+	*cap = a->spare_size[best];
+	a->n_spare--;
+	a->spare[best] = a->spare[a->n_spare];
+	a->spare_size[best] = a->spare_size[a->n_spare];
+	return p;
+}
+
+void frame_arena_give_spare(frame_arena *a, void *p, size_t cap)
+{
+	if (!p)
+		return;
+	if (a->n_spare >= FRAME_ADOPT_MAX) {
+		free(p);
+		return;
+	}
+	a->spare[a->n_spare] = p;
+	a->spare_size[a->n_spare++] = cap;
 }
 
 void frame_arena_free(frame_arena *a)

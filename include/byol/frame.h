@@ -4,7 +4,11 @@
  *
  * A frame is a 4-byte big-endian length L (1 <= L <= the reader's maximum,
  * FRAME_MAX_DEFAULT unless configured), then L bytes of one serialized
- * byol.Envelope (proto/byol.proto). A frame_reader is fed arbitrary chunks of a
+ * byol.Envelope (proto/byol.proto). A length with its top bit set
+ * (FRAME_ATTACHMENT) marks an attachment frame instead: L = the other 31 bits
+ * raw bytes, the tensor that the Envelope before it announced
+ * (Envelope.attachment; conn.c pairs the two). The reader checks L the same way
+ * and says which kind it delivers (frame_reader_is_attachment). A frame_reader is fed arbitrary chunks of a
  * stream (a byte at a time, many frames per chunk, any split) and hands each
  * complete frame to a callback. It checks a length against the maximum as soon
  * as the 4 header bytes are in, before it allocates anything, and refuses a
@@ -60,8 +64,9 @@
 #include "proto/byol.pb-c.h"
 
 #define FRAME_HEADER 4                       /* bytes of the length prefix */
+#define FRAME_ATTACHMENT 0x80000000u         /* length bit: an attachment frame */
 #define FRAME_MAX_DEFAULT ((size_t)256 << 20) /* 256 MiB */
-#define FRAME_MAX_LIMIT ((size_t)UINT32_MAX)  /* what 4 bytes can say */
+#define FRAME_MAX_LIMIT ((size_t)INT32_MAX)   /* what 31 bits can say */
 #define FRAME_READ_SIZE ((size_t)64 << 10)    /* default piece of a direct read */
 #define FRAME_DIRECT_MIN ((size_t)32 << 10)   /* smallest rest read in place */
 #define FRAME_ADOPT_MIN ((size_t)64 << 10)    /* decoded allocations one can adopt */
@@ -93,6 +98,7 @@ typedef struct {
 	uint64_t frames;         /* frames delivered */
 	uint64_t bytes;          /* bytes consumed, headers included */
 	unsigned grows;          /* body buffer allocations so far */
+	int attachment;          /* the frame in progress (or being delivered) is one */
 } frame_reader;
 
 /* Initialises an empty reader accepting frames of 1..max_len bytes (0 means
@@ -130,6 +136,17 @@ int frame_reader_prepare(frame_reader *r, uint8_t **buf, size_t *len, char *err)
  * exactly as frame_reader_feed would. */
 int frame_reader_commit(frame_reader *r, size_t n, frame_cb cb, void *ud, char *err);
 
+/* 1 when the frame being delivered (inside a frame_cb) is an attachment frame. */
+int frame_reader_is_attachment(const frame_reader *r);
+
+/* Inside a frame_cb: when frame is the reader's own body buffer, hands that
+ * buffer (malloc'd, *body_cap >= FRAME_ADOPT_MIN bytes) to the caller, who frees
+ * it, and takes spare (spare_cap bytes, malloc'd, or NULL) as its new body
+ * buffer; returns NULL and changes nothing when frame lies elsewhere (a chunk
+ * fed in place, the staging buffer) or the buffer is under FRAME_ADOPT_MIN. */
+uint8_t *frame_reader_take_body(frame_reader *r, const uint8_t *frame, uint8_t *spare,
+				size_t spare_cap, size_t *body_cap);
+
 /* The caller says the stream has ended. Returns 0 when it ended between frames;
  * -EPROTO with a message saying how much of which frame was missing ("stream
  * ended inside a frame: 1000 of 4096 bytes") when it ended inside one (header
@@ -165,6 +182,14 @@ int frame_pack_head(const Byol__Envelope *e, ProtobufCBinaryData *tail, unsigned
 /* The name of an Envelope message case as in the .proto ("shard_result"), "none"
  * for MSG__NOT_SET and "unknown" for a number this build does not know. Static
  * storage. */
+/* The same split as frame_pack_head, for a peer that takes attachment frames:
+ * packs e with tail left empty and Envelope.attachment = tail->len as a whole
+ * frame, then the 4-byte header of the attachment frame that carries tail's
+ * contents, into head (cap bytes). The caller sends *head_len bytes followed by
+ * tail->len bytes of tail->data; tail->len must be 1 .. FRAME_MAX_LIMIT. */
+int frame_pack_attached(const Byol__Envelope *e, ProtobufCBinaryData *tail, void *head,
+			size_t cap, size_t *head_len, char *err);
+
 const char *frame_msg_name(int msg_case);
 
 /* ---- decoding ---------------------------------------------------------- */
@@ -194,6 +219,18 @@ void frame_arena_init(frame_arena *a);
 /* Frees the arena's memory (and with it the last decoded Envelope); the arena
  * may be used again. Harmless on a zeroed or freed arena. */
 void frame_arena_free(frame_arena *a);
+
+/* Attachments (conn.c): frame_arena_hold makes p (malloc'd, cap bytes) one of
+ * the arena's large allocations of the current decode, adoptable and recycled
+ * like them (-ENOSPC when FRAME_ADOPT_MAX are held: p stays the caller's);
+ * frame_arena_copy is arena memory holding a copy of len bytes at p (NULL when
+ * out of memory); frame_arena_take_spare takes the largest recycled large
+ * allocation out of the arena (NULL when none; its size in *cap) and
+ * frame_arena_give_spare puts one back (frees it when the arena is full). */
+int frame_arena_hold(frame_arena *a, void *p, size_t cap);
+void *frame_arena_copy(frame_arena *a, const void *p, size_t len);
+void *frame_arena_take_spare(frame_arena *a, size_t *cap);
+void frame_arena_give_spare(frame_arena *a, void *p, size_t cap);
 
 /* When p is a large allocation of the last decode (a bytes field of at least
  * FRAME_ADOPT_MIN bytes, as ProtobufCBinaryData.data), hands it to the caller:

@@ -41,6 +41,16 @@ n=$(grep -c "worker flood: NodeResult of run 987654" "$T/byold.log" || true)
 [ "$n" -eq 20 ] || fail "flood: $n log lines for 5000 ignored NodeResults (expected 20)"
 ctl list >/dev/null || fail "byolctl got no answer after the flood"
 expect badtoken "authentication failed: wrong token"
+# attachment frames (a tensor after the message that announces it)
+expect_joined() {
+	fake "$1" "$ADDR" --token-file "$T/token" >"$T/fake-$1.out" 2>&1 ||
+		fail "$1: the connection was not closed: $(cat "$T/fake-$1.out")"
+	logged "$2" || fail "$1: no '$2' in the daemon's log"
+	ctl list >/dev/null || fail "byolctl got no answer after $1"
+}
+expect_joined orphanattach "an attachment frame of 8 bytes that no message announced"
+expect_joined attachmismatch "node_result announced an attachment of 16 bytes; the attachment frame has 8"
+expect_joined attachnone "heartbeat announces an attachment of 8 bytes, which it cannot carry"
 
 # byolctl with a wrong token or none: refused (exit 1), with the reason logged
 head -c 32 /dev/urandom | base64 >"$T/wrong"

@@ -9,7 +9,8 @@ connection (a byol-worker's) and connects it to the daemon at HOST:PORT. Frames
 pass unchanged both ways (the handshake's HMAC still holds), except frames from
 the daemon whose Envelope message has one of the field numbers FIELD
 (proto/byol.proto: 15 = EvalJob): those are swallowed, and a line is printed for
-each. To the daemon the worker then looks alive (its heartbeats pass) but never
+each. Attachment frames (the length's top bit set: a tensor after its message)
+pass as they are. To the daemon the worker then looks alive (its heartbeats pass) but never
 answers those messages. Runs until either side closes.
 """
 import os
@@ -56,10 +57,12 @@ def main():
             bufs[s] += chunk
             while len(bufs[s]) >= 4:
                 n = struct.unpack(">I", bufs[s][:4])[0]
+                attachment = n & 0x80000000
+                n &= 0x7FFFFFFF
                 if len(bufs[s]) < 4 + n:
                     break
                 fr, bufs[s] = bufs[s][:4 + n], bufs[s][4 + n:]
-                f = field_of(fr[4:])
+                f = 0 if attachment else field_of(fr[4:])
                 if f in drop:
                     print("dropped a message of field %d (%d bytes)" % (f, n), flush=True)
                 else:

@@ -23,6 +23,10 @@ MODE:
   flood      a worker that registers and sends --requests N NodeResults of a
              run that does not exist (each ignored by the daemon), then waits
              for the daemon to close it or the timeout; exits 0
+  orphanattach    a worker that registers and sends an attachment frame (the
+             length's top bit set) that no message announced
+  attachmismatch  ... a NodeResult announcing a 16-byte attachment, then 8 bytes
+  attachnone      ... a Heartbeat announcing an attachment it cannot carry
   deaf       a worker that registers, takes a run, reads its first StepParams
              and then reads nothing more, sending heartbeats until killed (or
              the timeout): the daemon's writes to it stay queued
@@ -347,6 +351,20 @@ def main():
         p.send(frame(HEARTBEAT, f_varint(1, 1)))
         print("sent %d NodeResults of run 987654" % int(opt("--requests", 1000)))
         return 0
+    elif mode in ("orphanattach", "attachmismatch", "attachnone"):
+        if not p.join(token, mode):
+            return 1
+        if mode == "orphanattach":       # an attachment frame nothing announced
+            p.send(struct.pack(">I", 0x80000000 | 8) + b"\x00" * 8)
+        elif mode == "attachmismatch":   # 16 bytes announced, 8 sent
+            env = (f_bytes(NODE_RESULT, f_varint(1, 1) + f_varint(2, 0)) +
+                   f_varint(100, 16))
+            p.send(struct.pack(">I", len(env)) + env)
+            p.send(struct.pack(">I", 0x80000000 | 8) + b"\x00" * 8)
+        else:                            # a Heartbeat cannot carry one
+            env = f_bytes(HEARTBEAT, f_varint(1, 1)) + f_varint(100, 8)
+            p.send(struct.pack(">I", len(env)) + env)
+            p.send(struct.pack(">I", 0x80000000 | 8) + b"\x00" * 8)
     elif mode == "deaf":
         if not p.join(token, "deaf"):
             return 1

@@ -91,7 +91,7 @@ static void test_errors(void **state)
 	expect_error("[byold]\nheartbeat_ms = 5\n",
 		     "byold.conf:2: heartbeat_ms: 5 is below the minimum 50");
 	expect_error("[byold]\n\nmax_frame_mb = 9000\n",
-		     "byold.conf:3: max_frame_mb: 9000 is above the maximum 4095");
+		     "byold.conf:3: max_frame_mb: 9000 is above the maximum 2047");
 	expect_error("[byold]\nheartbeat_ms = 2s\n", "byold.conf:2: heartbeat_ms: '2s' is not an integer");
 	expect_error("[byold]\nlisten_on = x\n", "byold.conf:2: listen_on: unknown key");
 	expect_error("[byold]\nlisten = a:1\nlisten = b:2\n",

@@ -263,13 +263,24 @@ static void test_oversized_refused_before_alloc(void **state)
 	assert_int_equal(calls, 0);
 	frame_reader_free(&r);
 
-	/* the default limit: 0xFFFFFFFF refused; exactly the limit accepted */
+	/* the default limit: 0x7FFFFFFF refused, and 0xFFFFFFFF (an attachment frame of
+	 * as many bytes); exactly the limit accepted */
 	frame_reader_init(&r, 0);
-	const uint8_t huge[4] = {0xff, 0xff, 0xff, 0xff};
+	const uint8_t huge[4] = {0x7f, 0xff, 0xff, 0xff};
 	assert_int_equal(frame_reader_feed(&r, huge, 4, never_cb, &calls, err), -EMSGSIZE);
-	assert_non_null(strstr(err, "4294967295"));
-	assert_non_null(strstr(err, "268435456"));
+	assert_non_null(strstr(err, "frame length 2147483647 exceeds the limit 268435456"));
 	assert_null(r.buf);
+	frame_reader_free(&r);
+	frame_reader_init(&r, 0);
+	const uint8_t huge_att[4] = {0xff, 0xff, 0xff, 0xff};
+	assert_int_equal(frame_reader_feed(&r, huge_att, 4, never_cb, &calls, err), -EMSGSIZE);
+	assert_non_null(strstr(err, "attachment frame length 2147483647 exceeds the limit"));
+	assert_null(r.buf);
+	frame_reader_free(&r);
+	frame_reader_init(&r, 0);
+	const uint8_t empty_att[4] = {0x80, 0, 0, 0};
+	assert_int_equal(frame_reader_feed(&r, empty_att, 4, never_cb, &calls, err), -EBADMSG);
+	assert_non_null(strstr(err, "zero-length attachment frame"));
 	frame_reader_free(&r);
 
 	frame_reader_init(&r, 1000);
@@ -717,6 +728,123 @@ static void test_pack_head(void **state)
 	assert_int_equal(frame_pack_head(&none, &b, 5, head, sizeof(head), &hl, &fl, err), -EINVAL);
 }
 
+/* What frame_reader_feed hands over, and whether each was an attachment. */
+typedef struct {
+	frame_reader *r;
+	int n;
+	int attachment[4];
+	size_t len[4];
+	uint8_t *taken;          /* the body of an attachment taken from the reader */
+	size_t taken_cap;
+	uint8_t *msg;            /* a copy of the message frame */
+	size_t msg_len;
+} attach_seen;
+
+static int attach_cb(void *ud, const uint8_t *frame, size_t len, char *err)
+{
+	attach_seen *s = ud;
+	(void)err;
+	s->attachment[s->n] = frame_reader_is_attachment(s->r);
+	s->len[s->n++] = len;
+	if (s->attachment[s->n - 1]) {
+		s->taken = frame_reader_take_body(s->r, frame, NULL, 0, &s->taken_cap);
+		if (!s->taken) {
+			s->taken = malloc(len);
+			memcpy(s->taken, frame, len);
+		}
+	} else {
+		s->msg = malloc(len);
+		memcpy(s->msg, frame, len);
+		s->msg_len = len;
+	}
+	return 0;
+}
+
+static void test_pack_attached(void **state)
+{
+	(void)state;
+	size_t sizes[] = {1, 127, 70000, 300000};
+	for (size_t t = 0; t < sizeof(sizes) / sizeof(sizes[0]); t++) {
+		size_t nb = sizes[t];
+		uint8_t *tail = malloc(nb);
+		assert_non_null(tail);
+		for (size_t i = 0; i < nb; i++)
+			tail[i] = (uint8_t)(i * 13 + 1);
+		Byol__StepParams sp = BYOL__STEP_PARAMS__INIT;
+		Byol__Envelope e = BYOL__ENVELOPE__INIT;
+		sp.run_id = 7;
+		sp.step = 70;
+		sp.online.data = tail;
+		sp.online.len = nb;
+		e.msg_case = BYOL__ENVELOPE__MSG_STEP_PARAMS;
+		e.step_params = &sp;
+		uint8_t head[128];
+		size_t hl;
+		char err[BYOL_ERR_LEN];
+		assert_int_equal(frame_pack_attached(&e, &sp.online, head, 8, &hl, err), -ENOSPC);
+		assert_int_equal(frame_pack_attached(&e, &sp.online, head, sizeof(head), &hl, err), 0);
+		assert_ptr_equal(sp.online.data, tail);     /* restored */
+		assert_int_equal(sp.online.len, nb);
+		assert_int_equal(e.attachment, 0);           /* e itself untouched */
+		/* the bytes: the message frame, then the attachment frame */
+		uint8_t *bytes = malloc(hl + nb);
+		assert_non_null(bytes);
+		memcpy(bytes, head, hl);
+		memcpy(bytes + hl, tail, nb);
+		frame_reader r;
+		frame_reader_init(&r, 0);
+		attach_seen seen = {.r = &r};
+		/* in pieces of 1000 bytes: a large body is buffered, and can be taken */
+		for (size_t at = 0; at < hl + nb; at += 1000) {
+			size_t n = hl + nb - at < 1000 ? hl + nb - at : 1000;
+			assert_int_equal(frame_reader_feed(&r, bytes + at, n, attach_cb, &seen, err), 0);
+		}
+		assert_int_equal(seen.n, 2);
+		assert_int_equal(seen.attachment[0], 0);
+		assert_int_equal(seen.attachment[1], 1);
+		assert_int_equal(seen.len[1], nb);
+		assert_memory_equal(seen.taken, tail, nb);
+		if (nb >= FRAME_ADOPT_MIN)
+			assert_null(r.buf);      /* taken; the reader makes a new one */
+		frame_arena a;
+		frame_arena_init(&a);
+		Byol__Envelope *d;
+		assert_int_equal(frame_decode(&a, seen.msg, seen.msg_len, &d, err), 0);
+		assert_int_equal(d->msg_case, BYOL__ENVELOPE__MSG_STEP_PARAMS);
+		assert_int_equal(d->attachment, nb);
+		assert_int_equal(d->step_params->step, 70);
+		assert_int_equal(d->step_params->online.len, 0);
+		/* the arena keeps a held buffer, hands it over once, recycles it */
+		uint8_t *own = malloc(FRAME_ADOPT_MIN);
+		assert_int_equal(frame_arena_hold(&a, own, FRAME_ADOPT_MIN), 0);
+		assert_ptr_equal(frame_arena_adopt(&a, own), own);
+		assert_null(frame_arena_adopt(&a, own));
+		assert_int_equal(frame_arena_hold(&a, own, FRAME_ADOPT_MIN), 0);
+		assert_int_equal(frame_decode(&a, seen.msg, seen.msg_len, &d, err), 0);
+		size_t cap;
+		assert_ptr_equal(frame_arena_take_spare(&a, &cap), own);
+		assert_int_equal(cap, FRAME_ADOPT_MIN);
+		assert_null(frame_arena_take_spare(&a, &cap));
+		frame_arena_give_spare(&a, own, cap);
+		frame_arena_free(&a);
+		frame_reader_free(&r);
+		free(seen.taken);
+		free(seen.msg);
+		free(bytes);
+		free(tail);
+	}
+	/* nothing to attach */
+	Byol__StepParams sp = BYOL__STEP_PARAMS__INIT;
+	Byol__Envelope e = BYOL__ENVELOPE__INIT;
+	e.msg_case = BYOL__ENVELOPE__MSG_STEP_PARAMS;
+	e.step_params = &sp;
+	uint8_t head[64];
+	size_t hl;
+	char err[BYOL_ERR_LEN];
+	assert_int_equal(frame_pack_attached(&e, &sp.online, head, sizeof(head), &hl, err),
+			 -EMSGSIZE);
+}
+
 static void test_msg_name(void **state)
 {
 	(void)state;
@@ -745,6 +873,7 @@ int main(void)
 		cmocka_unit_test(test_arena_grows_to_fit),
 		cmocka_unit_test(test_arena_adopt),
 		cmocka_unit_test(test_pack_head),
+		cmocka_unit_test(test_pack_attached),
 		cmocka_unit_test(test_msg_name),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
