@@ -393,6 +393,17 @@ static int can_send(const conn *c, int msg_case, char *err)
 	return 0;
 }
 
+/* The field of a message that an attachment frame fills: the one tensor of the
+ * messages that carry one (ProtobufCBinaryData inside e's message), else NULL. */
+static ProtobufCBinaryData *attachment_field(Byol__Envelope *e)
+{
+	switch (e->msg_case) {
+	case BYOL__ENVELOPE__MSG_STEP_PARAMS: return &e->step_params->online;
+	case BYOL__ENVELOPE__MSG_NODE_RESULT: return &e->node_result->grad;
+	default: return NULL;
+	}
+}
+
 int conn_send_borrowed(conn *c, const Byol__Envelope *e, ProtobufCBinaryData *tail,
 		       unsigned tail_field, conn_write_done done, void *done_data, char *err)
 {
@@ -404,7 +415,7 @@ int conn_send_borrowed(conn *c, const Byol__Envelope *e, ProtobufCBinaryData *ta
 	if (!w)
 		return byol_err(err, -ENOMEM, "out of memory for a %zu-byte frame head", want);
 	size_t n;
-	if (c->peer_attachments && tail->len) {
+	if (c->peer_attachments && tail->len && tail == attachment_field((Byol__Envelope *)e)) {
 		rc = frame_pack_attached(e, tail, w->data, w->cap, &w->len, err);
 		n = FRAME_HEADER + tail->len;   /* the larger of the two frames */
 	} else {
@@ -589,17 +600,6 @@ static int on_auth_result(conn *c, const Byol__AuthResult *res)
 
 /* One complete frame. Returns < 0 to stop the feed: the conn is closing (its
  * reason already recorded). */
-/* The field of a message that an attachment frame fills: the one tensor of the
- * messages that carry one (ProtobufCBinaryData inside e's message), else NULL. */
-static ProtobufCBinaryData *attachment_field(Byol__Envelope *e)
-{
-	switch (e->msg_case) {
-	case BYOL__ENVELOPE__MSG_STEP_PARAMS: return &e->step_params->online;
-	case BYOL__ENVELOPE__MSG_NODE_RESULT: return &e->node_result->grad;
-	default: return NULL;
-	}
-}
-
 /* A decoded Envelope that announces an attachment: checked, then kept until the
  * attachment frame arrives. */
 static int announce(conn *c, Byol__Envelope *e)

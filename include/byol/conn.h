@@ -190,7 +190,11 @@ typedef void (*conn_write_done)(void *data, int status);
  * of e's message, are written from where they lie instead of being copied
  * (frame_pack_head): they must stay unchanged until done(done_data, status) is
  * called, exactly once, later. On failure (returned code < 0) done is never
- * called. */
+ * called. When the peer takes attachment frames (it said so in the handshake)
+ * and tail is StepParams.online or NodeResult.grad, tail travels as the
+ * attachment frame after e (frame_pack_attached), which the receiving conn
+ * reads straight into the buffer its message handler can conn_adopt;
+ * otherwise inside e's frame. */
 int conn_send_borrowed(conn *c, const Byol__Envelope *e, ProtobufCBinaryData *tail,
 		       unsigned tail_field, conn_write_done done, void *done_data, char *err);
 
