@@ -441,6 +441,11 @@ void *conn_adopt(conn *c, const void *p)
 	return frame_arena_adopt(&c->arena, p);
 }
 
+uint64_t conn_frames_received(const conn *c)
+{
+	return c->rd.frames;
+}
+
 size_t conn_write_queue_size(const conn *c)
 {
 	return c->queued;

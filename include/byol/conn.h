@@ -206,6 +206,9 @@ void *conn_adopt(conn *c, const void *p);
 /* Bytes queued by conn_send and not yet written to the socket. */
 size_t conn_write_queue_size(const conn *c);
 
+/* Frames received on c so far (handshake and attachment frames included). */
+uint64_t conn_frames_received(const conn *c);
+
 /* Closes c. code 0 (fmt may be NULL): orderly — stop delivering messages, flush
  * what is queued, shut down the write side, wait for the peer's EOF (at most
  * handshake_ms), then close. code < 0: at once, dropping what is queued, after

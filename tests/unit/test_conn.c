@@ -266,7 +266,10 @@ static void s_on_message(conn *c, Byol__Envelope *m)
 			break;
 		}
 		if (W.mode == MODE_ZEROCOPY) {
-			/* keep the gradient without a copy; send it back from where it lies */
+			/* keep the gradient without a copy; send it back from where it lies.
+			 * Both ends are byol's conns: the gradient came as an attachment
+			 * frame after its message (ClientAuth, NodeResult, attachment) */
+			assert_int_equal(conn_frames_received(c), 3);
 			float *g = conn_adopt(c, r->grad.data);
 			assert_non_null(g);
 			assert_null(conn_adopt(c, r->grad.data));
@@ -402,6 +405,8 @@ static void c_on_message(conn *c, Byol__Envelope *m)
 				conn_close(c, 0, NULL);
 			}
 		} else {
+			if (W.mode == MODE_ZEROCOPY) /* ServerHello, AuthResult, StepParams, attachment */
+				assert_int_equal(conn_frames_received(c), 4);
 			k->params++;
 			k->params_ok += check_fill(p->online.data, p->online.len, k->big_floats,
 						   p->step);
