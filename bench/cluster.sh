@@ -395,6 +395,10 @@ def sim_bytes(tag, run):
     per_w = lambda d: st.median([sum(v) / len(v) for k, v in d.items() if k >= WARM])
     return per_w(rx), per_w(tx)
 
+def img_s(run, batch):
+    """img/s over all the steps of a run, the first ones included"""
+    return len(steps[run]) * batch / (sum(s["total"] for s in steps[run]) / 1e3)
+
 B = 256
 locals_ = [json.loads(l)["img_per_s"] for l in open(T + "/local.json") if l.strip()]
 loc = st.median(locals_)
@@ -408,7 +412,7 @@ print("    byold + 2 workers x 1 thread  (img/s over all steps, median step of s
       " ratios to local)" % WARM)
 for v in vias:
     rr = run_of[v]
-    all_in = [len(steps[r]) * B / (sum(s["total"] for s in steps[r]) / 1e3) for r in rr]
+    all_in = [img_s(r, B) for r in rr]
     med_step = st.median(med(r, "total") for r in rr)
     dist = st.median(all_in)
     print("      %-24s %6.0f img/s  %.1f ms median step   %.2fx all steps, %.2fx median step"
@@ -430,8 +434,7 @@ for b in dict.fromkeys(x[0] for x in batch_runs):
     for bb, v, run in batch_runs:
         if bb != b or int(run) not in steps:
             continue
-        rs = steps[int(run)]
-        alls = len(rs) * int(b) / (sum(s["total"] for s in rs) / 1e3)
+        alls = img_s(int(run), int(b))
         ms = med(int(run), "total")
         print("      B=%-5s %-24s %6.0f img/s  %.1f ms median step   %.2fx all steps, %.2fx"
               " median step" % (b, label[v], alls, ms, alls / bl, int(b) / ms * 1e3 / bl))

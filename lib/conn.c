@@ -395,7 +395,7 @@ static int can_send(const conn *c, int msg_case, char *err)
 
 /* The field of a message that an attachment frame fills: the one tensor of the
  * messages that carry one (ProtobufCBinaryData inside e's message), else NULL. */
-static ProtobufCBinaryData *attachment_field(Byol__Envelope *e)
+static ProtobufCBinaryData *attachment_field(const Byol__Envelope *e)
 {
 	switch (e->msg_case) {
 	case BYOL__ENVELOPE__MSG_STEP_PARAMS: return &e->step_params->online;
@@ -415,7 +415,7 @@ int conn_send_borrowed(conn *c, const Byol__Envelope *e, ProtobufCBinaryData *ta
 	if (!w)
 		return byol_err(err, -ENOMEM, "out of memory for a %zu-byte frame head", want);
 	size_t n;
-	if (c->peer_attachments && tail->len && tail == attachment_field((Byol__Envelope *)e)) {
+	if (c->peer_attachments && tail->len && tail == attachment_field(e)) {
 		rc = frame_pack_attached(e, tail, w->data, w->cap, &w->len, err);
 		n = FRAME_HEADER + tail->len;   /* the larger of the two frames */
 	} else {
@@ -603,8 +603,6 @@ static int on_auth_result(conn *c, const Byol__AuthResult *res)
 
 /* ---- reading ---------------------------------------------------------------- */
 
-/* One complete frame. Returns < 0 to stop the feed: the conn is closing (its
- * reason already recorded). */
 /* A decoded Envelope that announces an attachment: checked, then kept until the
  * attachment frame arrives. */
 static int announce(conn *c, Byol__Envelope *e)
@@ -613,8 +611,8 @@ static int announce(conn *c, Byol__Envelope *e)
 	ProtobufCBinaryData *f = attachment_field(e);
 	if (c->state != ST_OPEN || !f || f->len) {
 		snprintf(r, sizeof(r), "%s announces an attachment of %llu bytes, which it "
-			 "cannot carry%s", frame_msg_name(e->msg_case), (unsigned long long)e->attachment,
-			 f && f->len ? " (its tensor field is not empty)" : "");
+			 "cannot carry%s", frame_msg_name(e->msg_case),
+			 (unsigned long long)e->attachment, f && f->len ? " (its tensor field is not empty)" : "");
 		return conn_close_error(c, -EPROTO, r);
 	}
 	if (e->attachment > c->rd.max_len) {
@@ -666,6 +664,8 @@ static int on_attachment(conn *c, const uint8_t *frame, size_t len)
 	return 0;
 }
 
+/* One complete frame. Returns < 0 to stop the feed: the conn is closing (its
+ * reason already recorded). */
 static int on_frame(void *ud, const uint8_t *frame, size_t len, char *err)
 {
 	conn *c = ud;
@@ -679,7 +679,8 @@ static int on_frame(void *ud, const uint8_t *frame, size_t len, char *err)
 	}
 	if (c->announced) {
 		snprintf(r, sizeof(r), "%s announced an attachment of %zu bytes, and a message "
-			 "frame came instead", frame_msg_name(c->announced->msg_case), c->announced_len);
+			 "frame came instead", frame_msg_name(c->announced->msg_case),
+			 c->announced_len);
 		c->announced = NULL;
 		conn_close_error(c, -EPROTO, r);
 		return -EPIPE;

@@ -251,6 +251,15 @@ int frame_reader_finish(const frame_reader *r, char *err)
 
 /* ---- encoding ----------------------------------------------------------- */
 
+/* The 4-byte big-endian length prefix of a frame (with FRAME_ATTACHMENT or not). */
+static void put_frame_header(uint8_t *p, uint32_t L)
+{
+	p[0] = (uint8_t)(L >> 24);
+	p[1] = (uint8_t)(L >> 16);
+	p[2] = (uint8_t)(L >> 8);
+	p[3] = (uint8_t)L;
+}
+
 size_t frame_size(const Byol__Envelope *e)
 {
 	return FRAME_HEADER + byol__envelope__get_packed_size(e);
@@ -269,10 +278,7 @@ int frame_pack(const Byol__Envelope *e, void *buf, size_t cap, size_t *len, char
 		return byol_err(err, -ENOSPC, "frame of %zu bytes does not fit in %zu",
 				FRAME_HEADER + n, cap);
 	uint8_t *p = buf;
-	p[0] = (uint8_t)(n >> 24);
-	p[1] = (uint8_t)(n >> 16);
-	p[2] = (uint8_t)(n >> 8);
-	p[3] = (uint8_t)n;
+	put_frame_header(p, (uint32_t)n);
 	size_t packed = byol__envelope__pack(e, p + FRAME_HEADER);
 	if (packed != n)
 		return byol_err(err, -EINVAL, "%s message packed to %zu bytes, expected %zu "
@@ -358,10 +364,7 @@ int frame_pack_head(const Byol__Envelope *e, ProtobufCBinaryData *tail, unsigned
 		return rc;
 	}
 	uint8_t *p = head;
-	p[0] = (uint8_t)(n >> 24);
-	p[1] = (uint8_t)(n >> 16);
-	p[2] = (uint8_t)(n >> 8);
-	p[3] = (uint8_t)n;
+	put_frame_header(p, (uint32_t)n);
 	size_t at = FRAME_HEADER;
 	at += put_varint(p + at, (uint64_t)f->id << 3 | WIRE_LEN);
 	at += put_varint(p + at, inner);
@@ -399,12 +402,7 @@ int frame_pack_attached(const Byol__Envelope *e, ProtobufCBinaryData *tail, void
 	*tail = saved;
 	if (rc < 0)
 		return rc;
-	uint8_t *p = (uint8_t *)head + n;
-	uint32_t L = (uint32_t)saved.len | FRAME_ATTACHMENT;
-	p[0] = (uint8_t)(L >> 24);
-	p[1] = (uint8_t)(L >> 16);
-	p[2] = (uint8_t)(L >> 8);
-	p[3] = (uint8_t)L;
+	put_frame_header((uint8_t *)head + n, (uint32_t)saved.len | FRAME_ATTACHMENT);
 	*head_len = n + FRAME_HEADER;
 	return 0;
 }

@@ -8,8 +8,9 @@
  * (FRAME_ATTACHMENT) marks an attachment frame instead: L = the other 31 bits
  * raw bytes, the tensor that the Envelope before it announced
  * (Envelope.attachment; conn.c pairs the two). The reader checks L the same way
- * and says which kind it delivers (frame_reader_is_attachment). A frame_reader is fed arbitrary chunks of a
- * stream (a byte at a time, many frames per chunk, any split) and hands each
+ * and says which kind it delivers (frame_reader_is_attachment).
+ *
+ * A frame_reader is fed arbitrary chunks of a stream (a byte at a time, many frames per chunk, any split) and hands each
  * complete frame to a callback. It checks a length against the maximum as soon
  * as the 4 header bytes are in, before it allocates anything, and refuses a
  * zero length. After any error the reader is dead: every further call returns
@@ -179,9 +180,6 @@ int frame_encode(const Byol__Envelope *e, uint8_t **out, size_t *len, char *err)
 int frame_pack_head(const Byol__Envelope *e, ProtobufCBinaryData *tail, unsigned tail_field,
 		    void *head, size_t cap, size_t *head_len, size_t *frame_len, char *err);
 
-/* The name of an Envelope message case as in the .proto ("shard_result"), "none"
- * for MSG__NOT_SET and "unknown" for a number this build does not know. Static
- * storage. */
 /* The same split as frame_pack_head, for a peer that takes attachment frames:
  * packs e with tail left empty and Envelope.attachment = tail->len as a whole
  * frame, then the 4-byte header of the attachment frame that carries tail's
@@ -190,6 +188,9 @@ int frame_pack_head(const Byol__Envelope *e, ProtobufCBinaryData *tail, unsigned
 int frame_pack_attached(const Byol__Envelope *e, ProtobufCBinaryData *tail, void *head,
 			size_t cap, size_t *head_len, char *err);
 
+/* The name of an Envelope message case as in the .proto ("shard_result"), "none"
+ * for MSG__NOT_SET and "unknown" for a number this build does not know. Static
+ * storage. */
 const char *frame_msg_name(int msg_case);
 
 /* ---- decoding ---------------------------------------------------------- */
