@@ -76,6 +76,7 @@ WIRE_SRCS := \
 	lib/frame.c \
 	lib/conn.c \
 	lib/conn_net.c \
+	lib/conn_shm.c \
 	lib/auth.c
 WIRE_OBJS := $(WIRE_SRCS:%.c=$(BUILD)/%.o) $(PROTO_OBJ)
 
@@ -164,8 +165,9 @@ T_eval        := $(call o,error rng eval)
 T_config      := $(call o,error config config_json config_sweep inifile)
 T_safetensors := $(call o,error safetensors)
 T_frame       := $(call o,error frame) $(PROTO_OBJ)
-T_conn        := $(call o,error frame conn conn_net auth) $(PROTO_OBJ)
+T_conn        := $(call o,error frame conn conn_net conn_shm auth) $(PROTO_OBJ)
 T_conn_fd     := $(T_conn)
+T_conn_shm    := $(T_conn)
 T_auth        := $(call o,error auth)
 T_pool        := $(call o,error pool)
 T_model       := $(BUILD)/libbyol.a
@@ -179,7 +181,7 @@ T_history     := $(BUILD)/daemon/history.o $(BUILD)/daemon/history_keys.o $(BUIL
 
 UNIT_TESTS := rng idx augment nn nn_norm loss optim eval config safetensors model step checkpoint pool \
               dconf history \
-              frame conn conn_fd auth store svg
+              frame conn conn_fd conn_shm auth store svg
 UNIT_BINS  := $(UNIT_TESTS:%=$(BIN)/tests/test_%)
 
 .SECONDEXPANSION:

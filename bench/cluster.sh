@@ -4,15 +4,17 @@
 #
 #  (1) img/s of byold + 2 byol-worker x 1 thread against `byol-worker --local
 #      --threads 2` on the same experiment (the default MLP, TRAIN_LIMIT images,
-#      1 epoch, no kNN, no probe), with the workers connected three ways: over
-#      TCP (127.0.0.1), over byold's Unix socket (what workers on byold's own
-#      machine use), and over the Unix socket with each worker bound to a core
-#      of its own (taskset; byold unbound), which shows what the kernel's
-#      placement of the three processes costs; and the CPU time per step of
-#      byold and the workers (the scheduler's exact time on a CPU), which sets
-#      a floor under the step on this machine's cores;
-#      The same, once each over TCP and pinned, at global batches BATCHES (more
-#      compute a step for the same bytes);
+#      1 epoch, no kNN, no probe), with the workers connected four ways: over
+#      TCP (127.0.0.1); over byold's Unix socket with the tensors through the
+#      socket (--no-shm); over the Unix socket with the tensors through shared
+#      memory (the default there: what workers on byold's own machine get); and
+#      the same with each worker bound to a core of its own (taskset; byold
+#      unbound), which shows what the kernel's placement of the three
+#      processes costs; and the CPU time per step of byold and the workers (the
+#      scheduler's exact time on a CPU), which sets a floor under the step on
+#      this machine's cores;
+#      The same, once each over TCP and shared memory, at global batches
+#      BATCHES (more compute a step for the same bytes);
 #  (2) the coordinator's share of a step of that run: the time a step spends in
 #      byold (packing and sending the parameters, the apply, the threadpool's
 #      queueing, the bookkeeping) against the whole step, from byold's per-step
@@ -229,15 +231,17 @@ until "$BIN/byolctl" --coordinator "$ADDR" list >/dev/null 2>&1; do
 	kill -0 "$DAEMON" 2>/dev/null || die "byold exited at start-up"
 	sleep 0.1
 done
-# start_workers VIA: 2 workers x 1 thread, connected over TCP (VIA tcp) or the
-# Unix socket (unix), or over the Unix socket and each bound to a core of its own
-# with taskset (pinned); their pids in $WPIDS
+# start_workers VIA: 2 workers x 1 thread, connected over TCP (VIA tcp), the
+# Unix socket without shared memory (unix), the Unix socket with it (shm), or
+# that and each bound to a core of its own with taskset (pinned); their pids in
+# $WPIDS
 start_workers() {
 	WPIDS=""
 	i=0
 	for n in w1 w2; do
 		case $1 in
 		tcp) conn_args="--coordinator $ADDR" ;;
+		unix) conn_args="--socket $SOCK --no-shm" ;;
 		*) conn_args="--socket $SOCK" ;;
 		esac
 		pin=""
@@ -266,7 +270,7 @@ cluster_run() {
 	stop_pids $WPIDS
 }
 
-VIAS="tcp unix"
+VIAS="tcp unix shm"
 command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ] && VIAS="$VIAS pinned"
 REAL_RUNS=""
 STEPS=$((TRAIN_LIMIT / 256))
@@ -278,12 +282,11 @@ while [ $r -le "$ROUNDS" ]; do
 done
 
 # ---- (1b) larger global batches: more compute a step for the same bytes ------------
-# one round each of tcp, pinned (when there) and --local, BATCH_STEPS steps of B images
+# one round each of tcp, shm and --local, BATCH_STEPS steps of B images
 BATCH_RUNS=""
 for b in $BATCHES; do
 	experiment "$T/b$b.ini" "bench-b$b" "$b" $((b * BATCH_STEPS))
-	for via in tcp pinned; do
-		case " $VIAS " in *" $via "*) ;; *) continue ;; esac
+	for via in tcp shm; do
 		start_workers "$via"
 		submit "$T/b$b.ini"
 		BATCH_RUNS="$BATCH_RUNS $b:$via:$RUN"
@@ -403,8 +406,8 @@ B = 256
 locals_ = [json.loads(l)["img_per_s"] for l in open(T + "/local.json") if l.strip()]
 loc = st.median(locals_)
 n_steps = len(steps[real_runs[0]])
-label = {"tcp": "over TCP (127.0.0.1)", "unix": "over the Unix socket",
-         "pinned": "Unix socket, pinned"}
+label = {"tcp": "over TCP (127.0.0.1)", "unix": "Unix socket, no shm",
+         "shm": "Unix socket + shm", "pinned": "Unix + shm, pinned"}
 print("\n(1) throughput, default MLP, B=256 (4 shards of 64), %d steps per run" % n_steps)
 print("    byol-worker --local --threads 2            %6.0f img/s  %.1f ms a step   median of %s"
       " (its own figure, all steps)" % (loc, B / loc * 1e3, ", ".join("%.0f" % x for x in locals_)))
@@ -417,8 +420,9 @@ for v in vias:
     dist = st.median(all_in)
     print("      %-24s %6.0f img/s  %.1f ms median step   %.2fx all steps, %.2fx median step"
           "   target >= 0.9x" % (label[v], dist, med_step, dist / loc, B / med_step * 1e3 / loc))
-print("    (each round runs tcp, unix, pinned, then --local; one --local comes first; pinned:"
-      " each worker bound\n     to a core of its own with taskset, byold unbound)")
+print("    (each round runs %s, then --local; one --local comes first; no shm: the tensors"
+      " through the socket\n     (--no-shm); shm: through shared memory; pinned: shm and each"
+      " worker bound to a core of its own\n     with taskset, byold unbound)" % ", ".join(vias))
 batch_runs = [x.split(":") for x in (sys.argv[11].split() if len(sys.argv) > 11 else [])]
 if batch_runs:
     print("    larger global batches (shards of 64; %d steps a run; one run each): the same bytes"
@@ -453,9 +457,9 @@ for v in vias:
                              pm("queue"), pm("store")))
     print("    %-20s coordinator share (send + apply + queue + store) / step: %.1f%%"
           "   target <= 10%%" % ("", 100 * share))
-print("    (send ends when every StepParams is handed to the kernel: a Unix socket takes about"
-      " 200 KB at once\n     where loopback TCP takes megabytes, so over it the copying falls"
-      " in wait)")
+print("    (send ends when every StepParams is handed to the kernel, or copied into shared"
+      " memory: a Unix socket\n     takes about 200 KB at once where loopback TCP takes"
+      " megabytes, so over it the copying falls in wait)")
 pool = [s for r in real_runs for s in steps[r] if s["k"] >= WARM]
 pm = lambda key: st.median(s[key] for s in pool)
 

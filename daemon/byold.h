@@ -296,6 +296,9 @@ void coord_begin_step(byold *d, run *r);
 void coord_start_apply(byold *d, run *r);
 /* coord.c: forgets the step's assignments. */
 void coord_release_nodes(run *r);
+/* coord.c: frees a node result slot, giving a gradient that lies in a worker's
+ * shared-memory ring back to it. */
+void coord_slot_free(shard_result *s);
 /* A worker became ready for the active run, or finished its evaluations. */
 void coord_worker_free(byold *d, worker *w);
 /* A worker is gone or refused the run: its nodes and jobs go to others. */

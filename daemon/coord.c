@@ -24,6 +24,13 @@
 
 /* ---- a step ---- */
 
+void coord_slot_free(shard_result *s)
+{
+	conn_tensor_free(s->grad);
+	s->grad = NULL;
+	shard_result_free(s);
+}
+
 void coord_release_nodes(run *r)
 {
 	for (int i = 0; i < r->n_nodes; i++) {
@@ -151,7 +158,7 @@ void coord_begin_step(byold *d, run *r)
 			continue;
 		}
 		if (r->slots[j].grad)
-			shard_result_free(&r->slots[j]);
+			coord_slot_free(&r->slots[j]);
 	}
 	/* the parameters to every worker that can step; the nodes in order */
 	int i = 0;
@@ -235,11 +242,21 @@ void coord_node_result(byold *d, worker *w, const Byol__NodeResult *nr)
 		run_fail(d, r, "out of memory for a node result of %zu floats", P);
 		return;
 	}
-	float *adopted = conn_adopt(w->c, nr->grad.data);
-	if (adopted) {
-		free(s->grad);
-		s->grad = adopted;
+	float *taken = conn_take(w->c, nr->grad.data);
+	if (taken) {
+		conn_tensor_free(s->grad);
+		s->grad = taken;
 	} else {
+		if (conn_tensor_lent(s->grad)) {
+			/* a tensor in a worker's ring is not written over: give it back */
+			float *g = malloc(nr->grad.len);
+			if (!g) {
+				run_fail(d, r, "out of memory for a node result of %zu floats", P);
+				return;
+			}
+			conn_tensor_free(s->grad);
+			s->grad = g;
+		}
 		memcpy(s->grad, nr->grad.data, nr->grad.len);
 	}
 	if (NB)

@@ -57,6 +57,9 @@ static const dkey keys[] = {
 	  "the first step of a run waits this long for workers still setting it up" },
 	{ "apply_threads", K_INT, 1, 64, "2", F(apply_threads),
 	  "threads summing the gradients and running the optimizer" },
+	{ "shared_memory", K_INT, 0, 1, "1", F(shared_memory),
+	  "1 = workers on the Unix socket, running as byold's user, get and send tensors "
+	  "through shared memory (POSIX shm) instead of the socket; 0 = never" },
 	{ "list_limit", K_INT, 1, 100000, "50", F(list_limit),
 	  "runs in a list answer when the client asks for no limit" },
 	{ "log_level", K_LEVEL, 0, 0, "info", F(log_level),

@@ -284,6 +284,7 @@ static int start(byold *d, char *err)
 		.version = BYOLD_VERSION,
 		.max_frame = (size_t)d->cfg.max_frame_mb << 20,
 		.data = d,
+		.shm = d->cfg.shared_memory,
 		.on_open = on_open,
 		.on_message = on_message,
 		.on_close = on_close,

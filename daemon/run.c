@@ -23,7 +23,7 @@ static void run_free(run *r)
 	worker_params_release(r);
 	if (r->slots)
 		for (int j = 0; j < r->plan.shards; j++)
-			shard_result_free(&r->slots[j]);
+			coord_slot_free(&r->slots[j]);
 	free(r->slots);
 	free(r->nodes);
 	free(r->node_hi);

@@ -103,6 +103,7 @@ static void on_handle_closed(uv_handle_t *h)
 	}
 	frame_reader_free(&c->rd);
 	frame_arena_free(&c->arena);
+	conn_shm_free(c);
 	for (wreq *w = c->pool, *next; w; w = next) {
 		next = w->next;
 		free(w);
@@ -357,8 +358,7 @@ static int frame_too_large(const conn *c, int msg_case, size_t n, char *err)
 	return 0;
 }
 
-/* Queues e whatever the state (the handshake uses it directly). */
-static int send_frame(conn *c, const Byol__Envelope *e, char *err)
+int conn_send_frame(conn *c, const Byol__Envelope *e, char *err)
 {
 	if (e->msg_case == BYOL__ENVELOPE__MSG__NOT_SET)
 		return byol_err(err, -EINVAL, "cannot send an Envelope with no message set");
@@ -387,21 +387,36 @@ static int can_send(const conn *c, int msg_case, char *err)
 				"finished", (unsigned long long)c->id, c->peer);
 	if (msg_case == BYOL__ENVELOPE__MSG_SERVER_HELLO ||
 	    msg_case == BYOL__ENVELOPE__MSG_CLIENT_AUTH ||
-	    msg_case == BYOL__ENVELOPE__MSG_AUTH_RESULT)
-		return byol_err(err, -EINVAL, "%s is sent by the handshake only",
+	    msg_case == BYOL__ENVELOPE__MSG_AUTH_RESULT ||
+	    msg_case == BYOL__ENVELOPE__MSG_SHM_REGION || msg_case == BYOL__ENVELOPE__MSG_SHM_ACK)
+		return byol_err(err, -EINVAL, "%s is sent by the connection itself only",
 				frame_msg_name(msg_case));
 	return 0;
 }
 
-/* The field of a message that an attachment frame fills: the one tensor of the
- * messages that carry one (ProtobufCBinaryData inside e's message), else NULL. */
-static ProtobufCBinaryData *attachment_field(const Byol__Envelope *e)
+ProtobufCBinaryData *conn_attachment_field(const Byol__Envelope *e)
 {
 	switch (e->msg_case) {
 	case BYOL__ENVELOPE__MSG_STEP_PARAMS: return &e->step_params->online;
 	case BYOL__ENVELOPE__MSG_NODE_RESULT: return &e->node_result->grad;
 	default: return NULL;
 	}
+}
+
+/* The frame of e with tail, its tensor field, left empty and said to lie in
+ * the shared-memory ring, ending at shm_end (conn_shm_put put it there). */
+static int pack_in_shm(const Byol__Envelope *e, ProtobufCBinaryData *tail, uint64_t shm_end,
+		       void *buf, size_t cap, size_t *len, char *err)
+{
+	Byol__Envelope with = *e;
+	with.attachment = tail->len;
+	with.shm_end = shm_end;
+	ProtobufCBinaryData saved = *tail;
+	tail->data = NULL;
+	tail->len = 0;
+	int rc = frame_pack(&with, buf, cap, len, err);
+	*tail = saved;
+	return rc;
 }
 
 int conn_send_borrowed(conn *c, const Byol__Envelope *e, ProtobufCBinaryData *tail,
@@ -415,7 +430,12 @@ int conn_send_borrowed(conn *c, const Byol__Envelope *e, ProtobufCBinaryData *ta
 	if (!w)
 		return byol_err(err, -ENOMEM, "out of memory for a %zu-byte frame head", want);
 	size_t n;
-	if (c->peer_attachments && tail->len && tail == attachment_field(e)) {
+	uint64_t shm_end = 0;
+	if (c->peer_attachments && tail->len && tail == conn_attachment_field(e) &&
+	    tail->len <= c->cfg->c.max_frame && (shm_end = conn_shm_put(c, tail->data, tail->len))) {
+		rc = pack_in_shm(e, tail, shm_end, w->data, w->cap, &w->len, err);
+		n = w->len;
+	} else if (c->peer_attachments && tail->len && tail == conn_attachment_field(e)) {
 		rc = frame_pack_attached(e, tail, w->data, w->cap, &w->len, err);
 		n = FRAME_HEADER + tail->len;   /* the larger of the two frames */
 	} else {
@@ -427,13 +447,14 @@ int conn_send_borrowed(conn *c, const Byol__Envelope *e, ProtobufCBinaryData *ta
 	}
 	w->done = done;
 	w->done_data = done_data;
-	return wreq_write(c, w, tail->data, tail->len, err);
+	return shm_end ? wreq_write(c, w, NULL, 0, err)
+		       : wreq_write(c, w, tail->data, tail->len, err);
 }
 
 int conn_send(conn *c, const Byol__Envelope *e, char *err)
 {
 	int rc = can_send(c, e->msg_case, err);
-	return rc < 0 ? rc : send_frame(c, e, err);
+	return rc < 0 ? rc : conn_send_frame(c, e, err);
 }
 
 void *conn_adopt(conn *c, const void *p)
@@ -465,10 +486,11 @@ void conn_send_hello(conn *c)
 	h.auth_required = c->cfg->token != NULL;
 	h.protocol = CONN_PROTOCOL;
 	h.attachments = 1;
+	h.shm = c->shm_offered = conn_shm_possible(c);
 	e.msg_case = BYOL__ENVELOPE__MSG_SERVER_HELLO;
 	e.server_hello = &h;
 	c->state = ST_AWAIT_AUTH;
-	int rc = send_frame(c, &e, err);
+	int rc = conn_send_frame(c, &e, err);
 	if (rc < 0)
 		conn_close_error(c, rc, err);
 }
@@ -494,6 +516,7 @@ static int on_client_auth(conn *c, const Byol__ClientAuth *a)
 	snprintf(c->name, sizeof(c->name), "%s", a->name);
 	c->role = a->role;
 	c->peer_attachments = a->attachments;
+	c->shm = c->shm_agreed = c->shm_offered && a->shm;
 	Byol__AuthResult res = BYOL__AUTH_RESULT__INIT;
 	Byol__Envelope e = BYOL__ENVELOPE__INIT;
 	uint8_t proof[AUTH_MAC_LEN];
@@ -515,7 +538,7 @@ static int on_client_auth(conn *c, const Byol__ClientAuth *a)
 		res.server_hmac.len = AUTH_MAC_LEN;
 	}
 	res.ok = 1;
-	int rc = send_frame(c, &e, r);
+	int rc = conn_send_frame(c, &e, r);
 	if (rc < 0)
 		return conn_close_error(c, rc, r);
 	c->state = ST_OPEN;
@@ -557,6 +580,8 @@ static int on_server_hello(conn *c, const Byol__ServerHello *h)
 	a.protocol = CONN_PROTOCOL;
 	a.attachments = 1;
 	c->peer_attachments = h->attachments;
+	a.shm = conn_shm_possible(c);
+	c->shm = c->shm_agreed = a.shm && h->shm;
 	auth_nonce(c->nonce);
 	a.client_nonce.data = c->nonce;
 	a.client_nonce.len = AUTH_NONCE_LEN;
@@ -568,7 +593,7 @@ static int on_server_hello(conn *c, const Byol__ServerHello *h)
 	e.msg_case = BYOL__ENVELOPE__MSG_CLIENT_AUTH;
 	e.client_auth = &a;
 	c->state = ST_AWAIT_RESULT;
-	int rc = send_frame(c, &e, r);
+	int rc = conn_send_frame(c, &e, r);
 	if (rc < 0)
 		conn_close_error(c, rc, r);
 	return 0;
@@ -608,7 +633,7 @@ static int on_auth_result(conn *c, const Byol__AuthResult *res)
 static int announce(conn *c, Byol__Envelope *e)
 {
 	char r[BYOL_ERR_LEN];
-	ProtobufCBinaryData *f = attachment_field(e);
+	ProtobufCBinaryData *f = conn_attachment_field(e);
 	if (c->state != ST_OPEN || !f || f->len) {
 		snprintf(r, sizeof(r), "%s announces an attachment of %llu bytes, which it "
 			 "cannot carry%s", frame_msg_name(e->msg_case),
@@ -656,7 +681,7 @@ static int on_attachment(conn *c, const uint8_t *frame, size_t len)
 	}
 	if (!body)
 		return conn_close_error(c, -ENOMEM, "out of memory for an attachment");
-	ProtobufCBinaryData *f = attachment_field(e);
+	ProtobufCBinaryData *f = conn_attachment_field(e);
 	f->data = body;
 	f->len = len;
 	if (c->cfg->c.on_message)
@@ -690,6 +715,8 @@ static int on_frame(void *ud, const uint8_t *frame, size_t len, char *err)
 		conn_close_error(c, rc, r);
 		return rc;
 	}
+	if (e->shm_end)
+		return conn_shm_on_attachment(c, e);
 	if (e->attachment) {
 		announce(c, e);
 		return c->closing ? -EPIPE : 0;
@@ -713,6 +740,10 @@ static int on_frame(void *ud, const uint8_t *frame, size_t len, char *err)
 			     mc == BYOL__ENVELOPE__MSG_AUTH_RESULT)) {
 		snprintf(r, sizeof(r), "unexpected %s after the handshake", frame_msg_name(mc));
 		conn_close_error(c, -EPROTO, r);
+	} else if (mc == BYOL__ENVELOPE__MSG_SHM_REGION) {
+		conn_shm_on_region(c, e->shm_region);
+	} else if (mc == BYOL__ENVELOPE__MSG_SHM_ACK) {
+		conn_shm_on_ack(c, e->shm_ack);
 	} else if (c->state == ST_AWAIT_AUTH) {
 		on_client_auth(c, e->client_auth);
 	} else if (c->state == ST_AWAIT_HELLO) {

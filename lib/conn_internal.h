@@ -27,6 +27,17 @@ enum {
 /* A write request and its buffer (conn.c). */
 typedef struct wreq wreq;
 
+/* This side's shared-memory ring (conn_shm.c): a mapping of the header page
+ * and `size` ring bytes. */
+typedef struct {
+	uint8_t *map;            /* NULL: none */
+	size_t size;             /* ring bytes */
+	uint32_t id;             /* ShmRegion.id */
+	uint64_t head;           /* sender: ring position after the last tensor put */
+	int acked;               /* the peer has mapped it */
+	int fd;                  /* the memfd until the peer has answered, else -1 */
+} shm_ring;
+
 /* A config with its strings copied; a server's conns share the server's. */
 typedef struct {
 	conn_config c;
@@ -80,6 +91,14 @@ struct conn {
 	int peer_attachments;    /* the peer takes attachment frames */
 	Byol__Envelope *announced; /* decoded; waits for its attachment frame */
 	size_t announced_len;
+	int shm_offered;         /* server: said shm in its ServerHello */
+	int shm_agreed;          /* both sides said shm in the handshake */
+	int shm;                 /* ... and it has not failed since */
+	shm_ring shm_out;
+	struct shm_map *shm_in;  /* the peer's ring, mapped; NULL: none */
+	uint32_t shm_in_id;      /* the last ShmRegion.id answered */
+	const void *shm_lent;    /* the tensor being delivered, until conn_take */
+	uint64_t shm_received;   /* attachments read from shm_in */
 	uint8_t nonce[AUTH_NONCE_LEN]; /* server: the one sent; client: its own */
 	int role;
 	char name[CONN_NAME_MAX + 1];
@@ -128,5 +147,30 @@ void conn_timer_cb(uv_timer_t *t);
 int conn_start_reading(conn *c, char *err);
 /* Server: sends ServerHello with a fresh nonce (closing c if that fails). */
 void conn_send_hello(conn *c);
+/* Queues e whatever the state (the handshake and conn_shm.c use it). */
+int conn_send_frame(conn *c, const Byol__Envelope *e, char *err);
+/* The field of a message that an attachment fills: the one tensor of the
+ * messages that carry one (StepParams.online, NodeResult.grad), else NULL. */
+ProtobufCBinaryData *conn_attachment_field(const Byol__Envelope *e);
+
+/* conn_shm.c */
+
+/* 1 when c may use shared memory: the owner allows it (cfg.shm), c is a Unix
+ * socket, and its peer runs as this process's user. */
+int conn_shm_possible(conn *c);
+/* Copies len bytes into c's ring and returns the ring position after them
+ * (the Envelope's shm_end); 0 when they must travel as an attachment frame (no
+ * ring acknowledged yet, or no room in it), having started a new ring when
+ * there is none that fits. */
+uint64_t conn_shm_put(conn *c, const void *data, size_t len);
+/* ShmRegion and ShmAck from the peer. Return < 0 when c is closing. */
+int conn_shm_on_region(conn *c, const Byol__ShmRegion *m);
+int conn_shm_on_ack(conn *c, const Byol__ShmAck *m);
+/* An Envelope with attachment and shm_end: its tensor delivered where it lies
+ * in the peer's ring (conn_take keeps it there), or copied out when too many
+ * are held. Returns < 0 when c is closing. */
+int conn_shm_on_attachment(conn *c, Byol__Envelope *e);
+/* Unmaps both rings (the peer's once nothing taken from it is held). */
+void conn_shm_free(conn *c);
 
 #endif

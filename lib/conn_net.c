@@ -102,6 +102,7 @@ static conn *conn_new(uv_loop_t *loop, int is_pipe, char *err)
 	c->handles = 2;
 	c->id = __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED);
 	frame_reader_init(&c->rd, 0); /* given the config's limit once known */
+	c->shm_out.fd = -1;
 	frame_arena_init(&c->arena);
 	return c;
 }

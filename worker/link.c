@@ -101,6 +101,7 @@ static void on_connect(conn *c, int status, const char *reason)
 	}
 	w->c = c;
 	w->open = 1;
+	w->shm_said = 0;
 	w->gen++;
 	w->opened_ms = w->last_rx_ms = wn_now_ms();
 	w->peer_beats = 0;
@@ -126,6 +127,7 @@ static int try_connect(worker *w, char *err)
 	cfg.name = w->name;
 	cfg.version = WORKER_VERSION;
 	cfg.data = w;
+	cfg.shm = !w->opt.no_shm;
 	cfg.on_message = wn_on_message;
 	cfg.on_close = on_close;
 	cfg.log = conn_log;

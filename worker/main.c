@@ -19,13 +19,15 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: byol-worker --coordinator HOST:PORT | --socket PATH [--token-file FILE]\n"
-		"                   [--threads N] [--name NAME]\n"
+		"                   [--threads N] [--name NAME] [--no-shm]\n"
 		"       byol-worker --local EXPERIMENT.ini [--set section.key=value ...]\n"
 		"                   [--threads N] [--checkpoint FILE | --eval FILE] [--quiet]\n"
 		"\n"
 		"  --coordinator H:P serve the byold coordinator at H:P (TCP); reconnects when\n"
 		"                    it goes away; SIGTERM or SIGINT ends the worker\n"
-		"  --socket PATH     the same over the coordinator's Unix socket\n"
+		"  --socket PATH     the same over the coordinator's Unix socket; tensors then\n"
+		"                    travel through shared memory when byold allows it\n"
+		"  --no-shm          over --socket, send and take tensors through the socket\n"
 		"  --token-file FILE the cluster token (mode 0600), when byold has one;\n"
 		"                    default: $CREDENTIALS_DIRECTORY/token when present\n"
 		"  --name NAME       this worker's name (default: HOST-PID)\n"
@@ -136,6 +138,7 @@ int main(int argc, char **argv)
 		{"socket", required_argument, 0, 'S'},
 		{"token-file", required_argument, 0, 'T'},
 		{"name", required_argument, 0, 'N'},
+		{"no-shm", no_argument, 0, 'M'},
 		{0, 0, 0, 0},
 	};
 	const char *local = NULL, *eval_path = NULL;
@@ -168,10 +171,12 @@ int main(int argc, char **argv)
 		case 'S': nopt.socket_path = optarg; break;
 		case 'T': nopt.token_file = optarg; break;
 		case 'N': nopt.name = optarg; break;
+		case 'M': nopt.no_shm = 1; break;
 		default: usage(stderr); goto out;
 		}
 	}
-	int net = nopt.coordinator || nopt.socket_path || nopt.token_file || nopt.name;
+	int net = nopt.coordinator || nopt.socket_path || nopt.token_file || nopt.name ||
+		  nopt.no_shm;
 	if (optind != argc || (local ? net : !net) ||
 	    (net && (nsets || topt.checkpoint_path || eval_path || quiet))) {
 		usage(stderr);

@@ -22,6 +22,7 @@ typedef struct {
 	const char *token_file;    /* cluster token file, or NULL for none */
 	const char *name;          /* worker name; NULL: "<host>-<pid>" */
 	int threads;               /* shards computed at once (>= 1) */
+	int no_shm;                /* never take tensors through shared memory */
 	unsigned heartbeat_ms;     /* 0: WORKER_HEARTBEAT_MS_DEFAULT */
 } worker_net_options;
 

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "byol/conn.h"
 #include "byol/optim.h"
 #include "byol/train.h"
 
@@ -44,7 +45,7 @@ void run_free(run_state *rs)
 	free(rs->leaves);
 	free(rs->shards);
 	shard_runner_free(rs->runner);
-	free(rs->online);
+	conn_tensor_free(rs->online);
 	free(rs->target);
 	model_free(&rs->m);
 	dataset_free(&rs->train);
@@ -164,14 +165,23 @@ int run_apply_params(run_state *rs, uint64_t step, const void *online, size_t on
 	int rc = check_params(rs, step, online_len, target_len, &ema, err);
 	if (rc < 0) {
 		if (online_owned)
-			free((void *)online);
+			conn_tensor_free((void *)online);
 		return rc;
 	}
 	long s = (long)step;
 	if (online_owned) {
-		free(rs->online);
+		conn_tensor_free(rs->online);
 		rs->online = (float *)online;
 	} else {
+		if (conn_tensor_lent(rs->online)) {
+			/* the coordinator's ring is not written over: give it back */
+			float *copy = malloc(online_len);
+			if (!copy)
+				return byol_err(err, -ENOMEM, "step_params %llu: out of memory",
+						(unsigned long long)step);
+			conn_tensor_free(rs->online);
+			rs->online = copy;
+		}
 		memcpy(rs->online, online, online_len);
 	}
 	if (target_len) {

@@ -75,6 +75,8 @@ struct worker {
 	job *q_head, *q_tail;   /* waiting */
 	int nodes_pending;      /* JOB_NODES busy or waiting */
 	int borrowed;           /* NodeResults being written from the run's leaves */
+	int shm_said;           /* logged that this connection's tensors come through
+				 * shared memory */
 	inbox_msg *in_head, *in_tail;
 };
 

@@ -90,6 +90,10 @@ typedef struct {
 	size_t high_water;      /* 0 = CONN_HIGH_WATER_DEFAULT */
 	unsigned handshake_ms;  /* 0 = CONN_HANDSHAKE_MS_DEFAULT */
 	void *data;             /* the owner; conn_owner() returns it */
+	/* Shared-memory attachments (conn_send_borrowed): on a conn over a Unix
+	 * socket whose peer runs as this user and allows them too, tensors are
+	 * copied through a shared ring instead of the socket. 0 = never. */
+	int shm;
 
 	/* Server side: a peer has authenticated. conn_role/conn_name are set; the
 	 * owner may attach its state with conn_set_data. */
@@ -194,7 +198,10 @@ typedef void (*conn_write_done)(void *data, int status);
  * and tail is StepParams.online or NodeResult.grad, tail travels as the
  * attachment frame after e (frame_pack_attached), which the receiving conn
  * reads straight into the buffer its message handler can conn_adopt;
- * otherwise inside e's frame. */
+ * otherwise inside e's frame. When both ends allow shared memory (cfg.shm) and
+ * the peer has mapped this side's ring, tail is copied into the ring instead
+ * and only a small frame saying where it lies goes on the socket (conn_shm.c);
+ * a ring without room for it falls back to the attachment frame. */
 int conn_send_borrowed(conn *c, const Byol__Envelope *e, ProtobufCBinaryData *tail,
 		       unsigned tail_field, conn_write_done done, void *done_data, char *err);
 
@@ -203,11 +210,29 @@ int conn_send_borrowed(conn *c, const Byol__Envelope *e, ProtobufCBinaryData *ta
  * frees with free(), or NULL (copy it). */
 void *conn_adopt(conn *c, const void *p);
 
+/* Within on_message: takes over a message's tensor field (StepParams.online,
+ * NodeResult.grad) wherever it lies: returns p when it lies in the peer's
+ * shared-memory ring, where it then stays, unchanged, until the caller gives it
+ * back with conn_tensor_free (from any thread; the conn may be gone by then);
+ * else as conn_adopt (NULL: copy it). A tensor in the ring that is not taken
+ * goes back to the peer when on_message returns. */
+void *conn_take(conn *c, const void *p);
+
+/* 1 when p is ring memory that conn_take returned (and not yet given back). */
+int conn_tensor_lent(const void *p);
+
+/* Gives back what conn_take returned: ring memory to its peer, anything else to
+ * free(). NULL is harmless. */
+void conn_tensor_free(void *p);
+
 /* Bytes queued by conn_send and not yet written to the socket. */
 size_t conn_write_queue_size(const conn *c);
 
 /* Frames received on c so far (handshake and attachment frames included). */
 uint64_t conn_frames_received(const conn *c);
+
+/* Attachments received on c through shared memory so far. */
+uint64_t conn_shm_received(const conn *c);
 
 /* Closes c. code 0 (fmt may be NULL): orderly — stop delivering messages, flush
  * what is queued, shut down the write side, wait for the peer's EOF (at most

@@ -44,6 +44,7 @@ typedef struct {
 					 * long goes to a second worker too */
 	int start_wait_ms;              /* 10000: a run's first step waits this long
 					 * for workers still setting up */
+	int shared_memory;              /* 1: shm attachments on the Unix socket */
 	int apply_threads;              /* 2: threads of the optimizer step */
 	int list_limit;                 /* 50: runs in a ListReply by default */
 	dlog_level log_level;           /* info */

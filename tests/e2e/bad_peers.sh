@@ -1,12 +1,15 @@
 #!/bin/sh
 # Peers that break the protocol, against a daemon with a cluster token: garbage
 # bytes, an oversized length prefix, a truncated frame, a wrong token, a worker
-# whose gradient has the wrong size. Each connection is closed with a logged
-# reason, nothing else is disturbed: byolctl keeps answering, the real worker
-# keeps its connection, and a run completes with the reference bytes. A worker
-# that floods the daemon with messages it ignores gets 20 log lines, not one a
-# message; 1,000 connections of garbage in a burst get at most 200 lines a
-# window of 10 s over all (at most 2 windows: 400).
+# whose gradient has the wrong size, workers that misuse shared-memory
+# attachments (on the Unix socket, and on TCP where they are not offered). Each
+# connection is closed with a logged reason (a ring the daemon cannot map is
+# refused in a ShmAck instead, the connection going on), nothing else is
+# disturbed: byolctl keeps answering, the real worker keeps its connection, and
+# a run completes with the reference bytes. A worker that floods the daemon
+# with messages it ignores gets 20 log lines, not one a message; 1,000
+# connections of garbage in a burst get at most 200 lines a window of 10 s over
+# all (at most 2 windows: 400).
 . "$(dirname "$0")/cluster.inc"
 
 head -c 32 /dev/urandom | base64 >"$T/token"
@@ -41,16 +44,34 @@ n=$(grep -c "worker flood: NodeResult of run 987654" "$T/byold.log" || true)
 [ "$n" -eq 20 ] || fail "flood: $n log lines for 5000 ignored NodeResults (expected 20)"
 ctl list >/dev/null || fail "byolctl got no answer after the flood"
 expect badtoken "authentication failed: wrong token"
-# attachment frames (a tensor after the message that announces it)
+# expect_joined MODE LOG-TEXT [ADDRESS]: the same for a peer that joins (with the
+# token), on $ADDR unless told
 expect_joined() {
-	fake "$1" "$ADDR" --token-file "$T/token" >"$T/fake-$1.out" 2>&1 ||
+	fake "$1" "${3:-$ADDR}" --token-file "$T/token" >"$T/fake-$1.out" 2>&1 ||
 		fail "$1: the connection was not closed: $(cat "$T/fake-$1.out")"
 	logged "$2" || fail "$1: no '$2' in the daemon's log"
 	ctl list >/dev/null || fail "byolctl got no answer after $1"
 }
+# attachment frames (a tensor after the message that announces it)
 expect_joined orphanattach "an attachment frame of 8 bytes that no message announced"
 expect_joined attachmismatch "node_result announced an attachment of 16 bytes; the attachment frame has 8"
 expect_joined attachnone "heartbeat announces an attachment of 8 bytes, which it cannot carry"
+# shared-memory attachments: offered on the Unix socket only (each shm mode
+# checks the ServerHello); a region or a tensor position out of bounds closes the
+# connection, a region that cannot be mapped is refused in a ShmAck and the
+# connection goes on
+SOCK="unix:$T/state/byold.sock"
+expect_joined shmunagreed \
+	"127\.0\.0\.1:[0-9]* shmunagreed: shm_region, but shared memory was not agreed"
+expect_joined shmnoring "unix:.* shmnoring: node_result says its tensor is in shared memory, and no ring of the peer is mapped" "$SOCK"
+expect_joined shmbadsize \
+	"unix:.* shmbadsize: shm_region of 12345 bytes (a multiple of 1 MiB up to [0-9]*)" "$SOCK"
+fake shmnotmemfd "$SOCK" --token-file "$T/token" >"$T/fake-shmnotmemfd.out" 2>&1 ||
+	fail "shmnotmemfd: the region was not refused in a ShmAck on an open connection: $(cat "$T/fake-shmnotmemfd.out")"
+logged "unix:.* shmnotmemfd: shared memory off, tensors go over the socket: the peer's ring /proc/[0-9]*/fd/[0-9]* is not a sealed memfd" ||
+	fail "shmnotmemfd: the refused region was not logged"
+ctl list >/dev/null || fail "byolctl got no answer after shmnotmemfd"
+expect_joined shmrange "unix:.* shmrange: node_result: a tensor of 64 bytes ending at 1048608 does not lie in the 1048576-byte ring" "$SOCK"
 
 # byolctl with a wrong token or none: refused (exit 1), with the reason logged
 head -c 32 /dev/urandom | base64 >"$T/wrong"

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """fakepeer.py — a misbehaving peer of byold, for the end-to-end tests.
 
-    fakepeer.py MODE HOST:PORT [--token-file FILE] [--timeout S] [--late S]
-                [--requests N --run R --hold S]
+    fakepeer.py MODE ADDRESS [--token-file FILE] [--timeout S] [--late S]
+                [--requests N --run R --hold S] [--shm-end E]
+
+ADDRESS: HOST:PORT, or unix:PATH for the daemon's Unix socket.
 
 MODE:
   garbage    a frame of the right size whose bytes are not an Envelope
@@ -31,24 +33,50 @@ MODE:
              and then reads nothing more, sending heartbeats until killed (or
              the timeout): the daemon's writes to it stay queued
 
-Exits 0 when the daemon closed the connection (as it must), 1 otherwise, and
-prints what it saw. Protobuf messages are encoded and decoded by hand: only the
-few fields used here (proto/byol.proto has the numbers).
+Shared-memory attachments (ShmRegion, ShmAck, Envelope.shm_end): a worker that
+says shm in its ClientAuth and registers. On unix:PATH it fails unless the
+ServerHello said shm (the daemon offers it there), on TCP unless it did not:
+  shmunagreed     (over TCP) a ShmRegion, on a connection that did not agree
+             to shared memory
+  shmnoring       a NodeResult whose 16-byte gradient is said to lie in shared
+             memory (shm_end 16), with no ShmRegion before it
+  shmbadsize      a ShmRegion of 12345 bytes (not a multiple of 1 MiB)
+  shmnotmemfd     a ShmRegion naming an ordinary file it holds open (of the
+             right size): the daemon must answer ShmAck{1, error: "... not a
+             sealed memfd"} and keep the connection, which must get the
+             daemon's next Heartbeat; exits 0 then
+  shmrange        a real ring (a sealed memfd of 1 MiB), acknowledged by the
+             daemon with no error, then a NodeResult whose 64-byte gradient
+             ends at ring position --shm-end E (default 1048608: it would run
+             over the ring's end)
+
+Exits 0 when the daemon closed the connection (as it must; shmnotmemfd: when it
+kept it, as it must), 1 otherwise, and prints what it saw. Protobuf messages are
+encoded and decoded by hand: only the few fields used here (proto/byol.proto has
+the numbers).
 """
+import fcntl
 import hashlib
 import hmac
 import os
 import socket
 import struct
 import sys
+import tempfile
 import time
 
 # Envelope field numbers
 SERVER_HELLO, CLIENT_AUTH, AUTH_RESULT, ERROR, HEARTBEAT = 1, 2, 3, 4, 5
+SHM_REGION, SHM_ACK = 6, 7
 WORKER_REGISTER, RUN_SETUP, STEP_PARAMS, SHARD_ASSIGN, NODE_RESULT = 10, 11, 12, 13, 14
 EVAL_JOB, EVAL_RESULT, RUN_READY = 15, 16, 17
 ROLE_WORKER, ROLE_CLIENT = 1, 2
 METRICS_REQUEST = 39
+# Envelope fields beside the message: a tensor's bytes, and where it ends in
+# the sender's shared-memory ring
+ATTACHMENT, SHM_END = 100, 101
+# a shared-memory ring: a header page, then a multiple of 1 MiB
+SHM_HEADER, SHM_MIB, SHM_MAGIC = 4096, 1 << 20, 0x31676e69726c6f62
 
 
 def varint(n):
@@ -120,11 +148,23 @@ def frame(num, body):
     return struct.pack(">I", len(env)) + env
 
 
+def shm_region(region_id, pid, fd, size):
+    """The frame of a ShmRegion."""
+    return frame(SHM_REGION, f_varint(1, region_id) + f_varint(2, pid) + f_varint(3, fd) +
+                 f_varint(4, size))
+
+
 class Peer:
     def __init__(self, addr, timeout):
-        host, port = addr.rsplit(":", 1)
-        self.s = socket.create_connection((host, int(port)), timeout=timeout)
+        if addr.startswith("unix:"):
+            self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.s.settimeout(timeout)
+            self.s.connect(addr[len("unix:"):])
+        else:
+            host, port = addr.rsplit(":", 1)
+            self.s = socket.create_connection((host, int(port)), timeout=timeout)
         self.buf = b""
+        self.hello = {}
 
     def recv_frame(self):
         """(field number, body) of the next Envelope, or None at EOF."""
@@ -178,24 +218,28 @@ class Peer:
         except socket.timeout:
             return False
 
-    def handshake(self, token, role=ROLE_WORKER, name="fakepeer"):
+    def handshake(self, token, role=ROLE_WORKER, name="fakepeer", shm=False):
+        """shm: say in ClientAuth that this side can map shared memory. The
+        parsed ServerHello is kept in self.hello."""
         num, body = self.recv_frame()
         assert num == SERVER_HELLO, num
-        hello = parse(body)
+        hello = self.hello = parse(body)
         nonce = first(hello, 1, b"")
         client_nonce = os.urandom(32)
         mac = hmac.new(token, nonce + bytes([role]), hashlib.sha256).digest() if token else b""
         auth = (f_varint(1, role) + f_bytes(2, name) + (f_bytes(3, mac) if mac else b"") +
-                f_bytes(4, client_nonce) + f_bytes(5, "fakepeer/1") + f_varint(6, 1))
+                f_bytes(4, client_nonce) + f_bytes(5, "fakepeer/1") + f_varint(6, 1) +
+                (f_varint(8, 1) if shm else b""))
         self.send(frame(CLIENT_AUTH, auth))
         num, body = self.recv_frame()
         assert num == AUTH_RESULT, num
         res = parse(body)
         return bool(first(res, 1)), first(res, 2, b"").decode(errors="replace")
 
-    def join(self, token, name):
-        """The handshake, then WorkerRegister; False (and a line) when refused."""
-        ok, reason = self.handshake(token)
+    def join(self, token, name, shm=False, auth_name="fakepeer"):
+        """The handshake (as auth_name), then WorkerRegister; False (and a
+        line) when refused."""
+        ok, reason = self.handshake(token, name=auth_name, shm=shm)
         if not ok:
             print("handshake refused: %s" % reason)
             return False
@@ -365,6 +409,78 @@ def main():
             env = f_bytes(HEARTBEAT, f_varint(1, 1)) + f_varint(100, 8)
             p.send(struct.pack(">I", len(env)) + env)
             p.send(struct.pack(">I", 0x80000000 | 8) + b"\x00" * 8)
+    elif mode.startswith("shm"):
+        if mode not in ("shmunagreed", "shmnoring", "shmbadsize", "shmnotmemfd", "shmrange"):
+            print("unknown mode %s" % mode)
+            return 2
+        if not p.join(token, mode, shm=True, auth_name=mode):
+            return 1
+        offered, on_socket = bool(first(p.hello, 6)), addr.startswith("unix:")
+        print("server_hello shm=%d on %s" % (offered, "the Unix socket" if on_socket else "TCP"))
+        if offered != on_socket:
+            print("%s: the daemon %s shared memory on %s" % (
+                mode, "offered" if offered else "did not offer", addr))
+            return 1
+        deadline = time.time() + timeout
+        if mode == "shmunagreed":        # a region on a connection without shm
+            p.send(shm_region(1, os.getpid(), 0, SHM_MIB))
+        elif mode == "shmnoring":        # a tensor in a ring never named
+            env = (f_bytes(NODE_RESULT, f_varint(1, 1) + f_varint(2, 0)) +
+                   f_varint(ATTACHMENT, 16) + f_varint(SHM_END, 16))
+            p.send(struct.pack(">I", len(env)) + env)
+        elif mode == "shmbadsize":       # not a multiple of 1 MiB
+            p.send(shm_region(1, os.getpid(), 0, 12345))
+        elif mode == "shmnotmemfd":      # an ordinary file of the right size
+            f = tempfile.TemporaryFile()
+            os.ftruncate(f.fileno(), SHM_HEADER + SHM_MIB)
+            p.send(shm_region(1, os.getpid(), f.fileno(), SHM_MIB))
+            ack = p.wait_for(SHM_ACK, deadline)
+            if ack is None:
+                return 1
+            error = first(ack, 2, b"").decode(errors="replace")
+            print("shm_ack %d: error '%s'" % (first(ack, 1), error))
+            if first(ack, 1) != 1 or "sealed memfd" not in error:
+                print("shmnotmemfd: expected shm_ack 1 with an error saying 'sealed memfd'")
+                return 1
+            # the connection goes on: the daemon's heartbeats still come
+            p.send(frame(HEARTBEAT, f_varint(1, 1)))
+            try:
+                while time.time() < deadline:
+                    got = p.next_frame()
+                    if got is None:
+                        print("shmnotmemfd: the daemon closed the connection after the ack")
+                        return 1
+                    if got[0] == HEARTBEAT:
+                        print("shmnotmemfd: the connection stays open (a heartbeat came)")
+                        f.close()
+                        return 0
+                    if got[0] == ERROR:
+                        print("daemon sent Error: %s" %
+                              first(got[1], 2, b"").decode(errors="replace"))
+            except socket.timeout:
+                pass
+            print("shmnotmemfd: no heartbeat from the daemon within %.0f s" % timeout)
+            return 1
+        else:                            # shmrange: a real ring, then a tensor past it
+            fd = os.memfd_create("fakepeer-ring", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+            os.ftruncate(fd, SHM_HEADER + SHM_MIB)
+            os.pwrite(fd, struct.pack("<QQ", SHM_MAGIC, SHM_MIB), 0)
+            fcntl.fcntl(fd, fcntl.F_ADD_SEALS,
+                        fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL)
+            p.send(shm_region(1, os.getpid(), fd, SHM_MIB))
+            ack = p.wait_for(SHM_ACK, deadline)
+            if ack is None:
+                return 1
+            error = first(ack, 2, b"").decode(errors="replace")
+            print("shm_ack %d: error '%s'" % (first(ack, 1), error))
+            if first(ack, 1) != 1 or error:
+                print("shmrange: the daemon did not map a valid ring")
+                return 1
+            end = int(opt("--shm-end", SHM_MIB + 32))
+            env = (f_bytes(NODE_RESULT, f_varint(1, 1) + f_varint(2, 0)) +
+                   f_varint(ATTACHMENT, 64) + f_varint(SHM_END, end))
+            p.send(struct.pack(">I", len(env)) + env)
+            print("sent a node_result of 64 bytes ending at ring position %d" % end)
     elif mode == "deaf":
         if not p.join(token, "deaf"):
             return 1

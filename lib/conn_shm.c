@@ -1,0 +1,462 @@
+/*
+ * conn_shm.c — tensors through shared memory between a conn's two ends when they
+ * share a machine and a user: the ShmRegion / ShmAck exchange, the ring each
+ * sender copies its tensors into, and the tensors a receiver holds in its
+ * peer's ring (proto/byol.proto has the wire side, docs/protocol.md the story).
+ *
+ * Over a socket, a tensor costs a copy into the kernel and one out of it, in
+ * pieces of at most the socket's buffer, each a system call and a wakeup. Here
+ * it costs one memcpy into the sender's ring, and a frame of a few dozen bytes
+ * says where it lies. The receiver's handler reads it where it lies, and may
+ * keep it there (conn_take) until it gives it back (conn_tensor_free), from any
+ * thread, even after the conn has gone: the mapping is counted (shm_map). The
+ * receiver stores in the ring's header the position up to which the sender may
+ * overwrite: the start of the oldest tensor still held, else the end of the
+ * last one received; the sender reads that before it writes, and sends an
+ * attachment frame when its ring has no room. Nothing but the tensors' bytes
+ * passes through the ring: every decision is in frames.
+ *
+ * A ring is a memfd sealed against shrinking and growing, its pages reserved
+ * when it is made (posix_fallocate), so neither a full machine nor the peer can
+ * make a mapped page vanish (which would be a SIGBUS, not an error). The peer
+ * opens it through /proc/PID/fd/FD, which works across mount namespaces
+ * (systemd's private /dev/shm and /tmp) and leaves no name behind; it takes
+ * only a sealed memfd of its own user, of the size it was told. The creator
+ * closes its descriptor once the peer has answered.
+ *
+ * Trust: both ends run as one user (checked with SO_PEERCRED before either
+ * offers), which could signal or trace the other anyway. A peer that writes
+ * into its ring while the receiver reads spoils only its own tensors; every
+ * position read from a frame or the header is checked against the ring first.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "conn_internal.h"
+
+#define SHM_HEADER ((size_t)4096)
+#define SHM_MAGIC 0x31676e69726c6f62ull  /* "bolring1", little-endian */
+#define SHM_CONSUMED_AT 64               /* its own cache line */
+#define SHM_MIB ((size_t)1 << 20)
+#define SHM_HELD_MAX 8                   /* tensors held at once from one ring */
+#define SHM_SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
+
+/* A mapping of the peer's ring, counted: the conn's reference, and one per
+ * tensor delivered and not yet given back. In the process's list while
+ * mapped, so conn_tensor_free can tell ring memory from malloc'd memory. */
+typedef struct shm_map {
+	struct shm_map *next;
+	int refs;
+	uint8_t *map;            /* SHM_HEADER + size bytes */
+	size_t size;             /* ring bytes */
+	uint64_t received;       /* ring position after the last tensor received */
+	int n_held;
+	struct {
+		const uint8_t *p;
+		uint64_t start;
+	} held[SHM_HELD_MAX];
+} shm_map;
+
+static pthread_mutex_t maps_lock = PTHREAD_MUTEX_INITIALIZER;
+static shm_map *maps;
+
+static uint64_t *consumed_word(uint8_t *map)
+{
+	return (uint64_t *)(void *)(map + SHM_CONSUMED_AT);
+}
+
+/* ---- this side's ring ---------------------------------------------------------- */
+
+static void ring_free(shm_ring *s)
+{
+	if (s->map)
+		munmap(s->map, SHM_HEADER + s->size);
+	if (s->fd >= 0)
+		close(s->fd);
+	s->map = NULL;
+	s->fd = -1;
+	s->size = 0;
+	s->head = 0;
+	s->acked = 0;
+}
+
+/* ---- the peer's ring --------------------------------------------------------- */
+
+/* Tells the sender how far it may overwrite. Under maps_lock. */
+static void map_publish(shm_map *m)
+{
+	uint64_t free_to = m->received;
+	for (int i = 0; i < m->n_held; i++)
+		if (m->held[i].start < free_to)
+			free_to = m->held[i].start;
+	__atomic_store_n(consumed_word(m->map), free_to, __ATOMIC_RELEASE);
+}
+
+/* Drops one reference; the last unmaps. Under maps_lock. */
+static void map_unref(shm_map *m)
+{
+	if (--m->refs > 0)
+		return;
+	for (shm_map **p = &maps; *p; p = &(*p)->next)
+		if (*p == m) {
+			*p = m->next;
+			break;
+		}
+	munmap(m->map, SHM_HEADER + m->size);
+	free(m);
+}
+
+static void drop_in(conn *c)
+{
+	if (!c->shm_in)
+		return;
+	pthread_mutex_lock(&maps_lock);
+	map_unref(c->shm_in);
+	pthread_mutex_unlock(&maps_lock);
+	c->shm_in = NULL;
+}
+
+void conn_shm_free(conn *c)
+{
+	ring_free(&c->shm_out);
+	drop_in(c);
+}
+
+int conn_shm_possible(conn *c)
+{
+	if (!c->cfg->c.shm || c->h.handle.type != UV_NAMED_PIPE)
+		return 0;
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	uv_os_fd_t fd;
+	return uv_fileno(&c->h.handle, &fd) == 0 &&
+	       getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 && cr.uid == geteuid();
+}
+
+/* Shared memory stops for c: tensors go over the socket both ways from here. */
+static void give_up(conn *c, const char *why)
+{
+	conn_logf(&c->cfg->c, "conn %llu %s%s%s: shared memory off, tensors go over the "
+		  "socket: %s", (unsigned long long)c->id, c->peer, c->name[0] ? " " : "",
+		  c->name, why);
+	c->shm = 0;
+	ring_free(&c->shm_out);
+}
+
+/* ---- sending ------------------------------------------------------------------ */
+
+/* A sealed memfd of `bytes` bytes, its pages reserved, mapped at *map; the fd,
+ * or -1 with why. */
+static int make_ring(size_t bytes, uint8_t **map, char *why, size_t n)
+{
+	int fd = memfd_create("byol-ring", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	int rc = fd < 0 ? errno : 0;
+	if (!rc && ftruncate(fd, (off_t)bytes) < 0)
+		rc = errno;
+	if (!rc)
+		rc = posix_fallocate(fd, 0, (off_t)bytes);
+	if (!rc && fcntl(fd, F_ADD_SEALS, SHM_SEALS) < 0)
+		rc = errno;
+	void *p = MAP_FAILED;
+	if (!rc && (p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED)
+		rc = errno;
+	if (rc) {
+		snprintf(why, n, "cannot make a ring of %zu MiB: %s", bytes >> 20, strerror(rc));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	*map = p;
+	return fd;
+}
+
+/* A new ring for tensors of len bytes (two fit, rounded up to a MiB), named to
+ * the peer; used once the peer has answered. */
+static void start_ring(conn *c, size_t len)
+{
+	shm_ring *o = &c->shm_out;
+	char why[BYOL_ERR_LEN];
+	ring_free(o);
+	size_t size = (2 * len + SHM_MIB - 1) / SHM_MIB * SHM_MIB;
+	if ((o->fd = make_ring(SHM_HEADER + size, &o->map, why, sizeof(why))) < 0) {
+		give_up(c, why);
+		return;
+	}
+	o->size = size;
+	o->id++;
+	uint64_t hdr[2] = { SHM_MAGIC, size };
+	memcpy(o->map, hdr, sizeof(hdr));
+	Byol__ShmRegion m = BYOL__SHM_REGION__INIT;
+	Byol__Envelope e = BYOL__ENVELOPE__INIT;
+	m.id = o->id;
+	m.pid = (uint32_t)getpid();
+	m.fd = (uint32_t)o->fd;
+	m.size = size;
+	e.msg_case = BYOL__ENVELOPE__MSG_SHM_REGION;
+	e.shm_region = &m;
+	int rc = conn_send_frame(c, &e, why);
+	if (rc < 0)
+		conn_close_error(c, rc, why);
+}
+
+uint64_t conn_shm_put(conn *c, const void *data, size_t len)
+{
+	shm_ring *o = &c->shm_out;
+	if (!c->shm || !len)
+		return 0;
+	if (!o->map || (o->acked && len > o->size / 2)) {
+		start_ring(c, len);
+		return 0;
+	}
+	if (!o->acked || len > o->size)
+		return 0;
+	uint64_t consumed = __atomic_load_n(consumed_word(o->map), __ATOMIC_ACQUIRE);
+	uint64_t pos = o->head;
+	size_t off = (size_t)(pos % o->size);
+	if (off + len > o->size) {
+		pos += o->size - off;   /* a tensor never wraps: start again at 0 */
+		off = 0;
+	}
+	if (consumed > o->head || pos + len - consumed > o->size)
+		return 0;               /* the peer still holds what would be overwritten */
+	memcpy(o->map + SHM_HEADER + off, data, len);
+	o->head = pos + len;
+	return o->head;
+}
+
+int conn_shm_on_ack(conn *c, const Byol__ShmAck *m)
+{
+	char r[BYOL_ERR_LEN], t[200];
+	shm_ring *o = &c->shm_out;
+	if (!o->id || m->id != o->id || o->acked) {
+		snprintf(r, sizeof(r), "shm_ack %u, but no region of this side waits for one",
+			 m->id);
+		return conn_close_error(c, -EPROTO, r);
+	}
+	if (o->fd < 0)
+		return 0;       /* given up on since (the peer's ring would not map) */
+	close(o->fd);
+	o->fd = -1;
+	if (m->error[0]) {
+		size_t i = 0;
+		for (; m->error[i] && i + 1 < sizeof(t); i++)
+			t[i] = (unsigned char)m->error[i] < 0x20 || (unsigned char)m->error[i] > 0x7e
+				       ? '?' : m->error[i];
+		t[i] = '\0';
+		snprintf(r, sizeof(r), "the peer says: %s", t);
+		give_up(c, r);
+		return 0;
+	}
+	o->acked = 1;
+	return 0;
+}
+
+/* ---- receiving ---------------------------------------------------------------- */
+
+/* Opens the peer's memfd, checks it and maps it as c's shm_in; 0, or an errno
+ * with why. */
+static int map_ring(conn *c, const Byol__ShmRegion *m, char *why, size_t n)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%u/fd/%u", m->pid, m->fd);
+	int fd = open(path, O_RDWR | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0) {
+		int rc = errno;
+		snprintf(why, n, "cannot open the peer's ring %s: %s", path, strerror(rc));
+		return rc;
+	}
+	struct stat st;
+	size_t want = SHM_HEADER + (size_t)m->size;
+	int seals = fcntl(fd, F_GET_SEALS);
+	int rc = 0;
+	void *map = MAP_FAILED;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || seals < 0 ||
+	    (seals & SHM_SEALS) != SHM_SEALS) {
+		rc = EPERM;
+		snprintf(why, n, "the peer's ring %s is not a sealed memfd", path);
+	} else if (st.st_uid != geteuid() || (size_t)st.st_size != want) {
+		rc = EPERM;
+		snprintf(why, n, "the peer's ring %s is %lld bytes of uid %u; expected %zu of "
+			 "uid %u", path, (long long)st.st_size, (unsigned)st.st_uid, want,
+			 (unsigned)geteuid());
+	} else if ((map = mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) ==
+		   MAP_FAILED) {
+		rc = errno;
+		snprintf(why, n, "cannot map the peer's ring %s: %s", path, strerror(rc));
+	}
+	close(fd);
+	if (rc)
+		return rc;
+	uint64_t hdr[2];
+	memcpy(hdr, map, sizeof(hdr));
+	shm_map *sm = calloc(1, sizeof(*sm));
+	if (hdr[0] != SHM_MAGIC || hdr[1] != m->size || !sm) {
+		munmap(map, want);
+		free(sm);
+		snprintf(why, n, sm ? "the peer's ring %s has a bad header" : "out of memory", path);
+		return sm ? EINVAL : ENOMEM;
+	}
+	sm->refs = 1;
+	sm->map = map;
+	sm->size = (size_t)m->size;
+	drop_in(c);
+	pthread_mutex_lock(&maps_lock);
+	sm->next = maps;
+	maps = sm;
+	pthread_mutex_unlock(&maps_lock);
+	c->shm_in = sm;
+	return 0;
+}
+
+int conn_shm_on_region(conn *c, const Byol__ShmRegion *m)
+{
+	char r[BYOL_ERR_LEN], why[BYOL_ERR_LEN] = "";
+	size_t most = 2 * c->rd.max_len + SHM_MIB; /* two tensors at the frame limit */
+	if (!c->shm_agreed)
+		snprintf(r, sizeof(r), "shm_region, but shared memory was not agreed");
+	else if (!m->size || m->size > most || m->size % SHM_MIB)
+		snprintf(r, sizeof(r), "shm_region of %llu bytes (a multiple of 1 MiB up to "
+			 "%zu)", (unsigned long long)m->size, most);
+	else if (m->id <= c->shm_in_id)
+		snprintf(r, sizeof(r), "shm_region %u after region %u", m->id, c->shm_in_id);
+	else
+		r[0] = '\0';
+	if (r[0])
+		return conn_close_error(c, -EPROTO, r);
+	c->shm_in_id = m->id;
+	if (!c->shm)
+		snprintf(why, sizeof(why), "shared memory is off here");
+	else if (map_ring(c, m, why, sizeof(why)) != 0)
+		give_up(c, why);
+	Byol__ShmAck a = BYOL__SHM_ACK__INIT;
+	Byol__Envelope e = BYOL__ENVELOPE__INIT;
+	a.id = m->id;
+	a.error = why;
+	e.msg_case = BYOL__ENVELOPE__MSG_SHM_ACK;
+	e.shm_ack = &a;
+	int rc = conn_send_frame(c, &e, r);
+	return rc < 0 ? conn_close_error(c, rc, r) : 0;
+}
+
+/* Records a tensor of the ring as delivered: held (1) while the handler may
+ * take it, or, when SHM_HELD_MAX are held already, not (0: copy it). */
+static int map_deliver(shm_map *m, const uint8_t *p, uint64_t start, uint64_t end)
+{
+	int held = 0;
+	pthread_mutex_lock(&maps_lock);
+	m->received = end;
+	if (m->n_held < SHM_HELD_MAX) {
+		m->held[m->n_held].p = p;
+		m->held[m->n_held].start = start;
+		m->n_held++;
+		m->refs++;
+		held = 1;
+	}
+	map_publish(m);
+	pthread_mutex_unlock(&maps_lock);
+	return held;
+}
+
+int conn_shm_on_attachment(conn *c, Byol__Envelope *e)
+{
+	char r[BYOL_ERR_LEN];
+	shm_map *in = c->shm_in;
+	ProtobufCBinaryData *f = conn_attachment_field(e);
+	uint64_t len = e->attachment, end = e->shm_end;
+	if (!f || f->len || c->state != ST_OPEN)
+		snprintf(r, sizeof(r), "%s says its tensor is in shared memory, which it cannot "
+			 "carry", frame_msg_name(e->msg_case));
+	else if (!in)
+		snprintf(r, sizeof(r), "%s says its tensor is in shared memory, and no ring "
+			 "of the peer is mapped", frame_msg_name(e->msg_case));
+	else if (!len || len > c->rd.max_len || len > in->size || end < len ||
+		 (end - len) % in->size + len > in->size)
+		snprintf(r, sizeof(r), "%s: a tensor of %llu bytes ending at %llu does not lie "
+			 "in the %zu-byte ring", frame_msg_name(e->msg_case),
+			 (unsigned long long)len, (unsigned long long)end, in->size);
+	else
+		r[0] = '\0';
+	if (r[0])
+		return conn_close_error(c, -EPROTO, r);
+	uint8_t *p = in->map + SHM_HEADER + (end - len) % in->size;
+	void *body = p;
+	if (!map_deliver(in, p, end - len, end) &&
+	    !(body = frame_arena_copy(&c->arena, p, (size_t)len)))
+		return conn_close_error(c, -ENOMEM, "out of memory for an attachment");
+	c->shm_received++;
+	f->data = body;
+	f->len = (size_t)len;
+	c->shm_lent = body == p ? p : NULL;
+	if (c->cfg->c.on_message)
+		c->cfg->c.on_message(c, e);
+	if (c->shm_lent)
+		conn_tensor_free((void *)c->shm_lent);   /* not taken */
+	c->shm_lent = NULL;
+	return c->closing ? -EPIPE : 0;
+}
+
+/* ---- the receiver's tensors --------------------------------------------------- */
+
+void *conn_take(conn *c, const void *p)
+{
+	if (p && p == c->shm_lent) {
+		c->shm_lent = NULL;
+		return (void *)p;
+	}
+	return conn_adopt(c, p);
+}
+
+/* The map whose ring holds p; *held: p's index among its held tensors, or -1.
+ * Under maps_lock. */
+static shm_map *map_of(const void *p, int *held)
+{
+	*held = -1;
+	for (shm_map *m = maps; m; m = m->next) {
+		if ((const uint8_t *)p < m->map || (const uint8_t *)p >= m->map + SHM_HEADER + m->size)
+			continue;
+		for (int i = 0; i < m->n_held; i++)
+			if (m->held[i].p == p)
+				*held = i;
+		return m;
+	}
+	return NULL;
+}
+
+int conn_tensor_lent(const void *p)
+{
+	int i;
+	pthread_mutex_lock(&maps_lock);
+	shm_map *m = p ? map_of(p, &i) : NULL;
+	pthread_mutex_unlock(&maps_lock);
+	return m && i >= 0;
+}
+
+void conn_tensor_free(void *p)
+{
+	int i;
+	if (!p)
+		return;
+	pthread_mutex_lock(&maps_lock);
+	shm_map *m = map_of(p, &i);
+	if (m && i >= 0) {
+		m->held[i] = m->held[--m->n_held];
+		map_publish(m);
+		map_unref(m);
+	}
+	pthread_mutex_unlock(&maps_lock);
+	if (!m)
+		free(p);
+}
+
+uint64_t conn_shm_received(const conn *c)
+{
+	return c->shm_received;
+}
