@@ -77,6 +77,7 @@ WIRE_SRCS := \
 	lib/conn.c \
 	lib/conn_net.c \
 	lib/conn_shm.c \
+	lib/conn_handshake.c \
 	lib/auth.c
 WIRE_OBJS := $(WIRE_SRCS:%.c=$(BUILD)/%.o) $(PROTO_OBJ)
 
@@ -165,7 +166,7 @@ T_eval        := $(call o,error rng eval)
 T_config      := $(call o,error config config_json config_sweep inifile)
 T_safetensors := $(call o,error safetensors)
 T_frame       := $(call o,error frame) $(PROTO_OBJ)
-T_conn        := $(call o,error frame conn conn_net conn_shm auth) $(PROTO_OBJ)
+T_conn        := $(call o,error frame conn conn_net conn_shm conn_handshake auth) $(PROTO_OBJ)
 T_conn_fd     := $(T_conn)
 T_conn_shm    := $(T_conn)
 T_auth        := $(call o,error auth)

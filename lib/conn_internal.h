@@ -1,8 +1,9 @@
 /*
- * conn_internal.h — what lib/conn.c (a connection's life: teardown, writing, the
- * handshake, reading) and lib/conn_net.c (configs, creation, servers, clients,
- * addresses) share: the structs and the steps of closing. Private to the
- * library: only those two files include it; the contract is include/byol/conn.h.
+ * conn_internal.h — what the files of a connection share: lib/conn.c (its life:
+ * teardown, writing, reading), lib/conn_handshake.c, lib/conn_shm.c (tensors
+ * through shared memory) and lib/conn_net.c (configs, creation, servers,
+ * clients, addresses): the structs and the steps of closing. Private to the
+ * library: only those files include it; the contract is include/byol/conn.h.
  */
 #ifndef BYOL_CONN_INTERNAL_H
 #define BYOL_CONN_INTERNAL_H
@@ -145,8 +146,21 @@ void conn_close_orderly(conn *c, const char *reason);
 void conn_timer_cb(uv_timer_t *t);
 /* Starts reading c; 0 or a negative errno with the message in err. */
 int conn_start_reading(conn *c, char *err);
+/* A peer's text made safe for a log line: non-printable bytes become '?'. */
+const char *conn_clean(char *dst, size_t n, const char *src);
+/* Best effort: put one small frame on the socket now, if it takes it whole. */
+void conn_try_send_now(conn *c, const Byol__Envelope *e);
+
+/* conn_handshake.c */
+
 /* Server: sends ServerHello with a fresh nonce (closing c if that fails). */
 void conn_send_hello(conn *c);
+/* The handshake's messages, each in its turn (on_frame checks the turn):
+ * the server's ClientAuth, the client's ServerHello and AuthResult. They
+ * close c for anything wrong; the return value is of no use but to stop. */
+int conn_on_client_auth(conn *c, const Byol__ClientAuth *a);
+int conn_on_server_hello(conn *c, const Byol__ServerHello *h);
+int conn_on_auth_result(conn *c, const Byol__AuthResult *res);
 /* Queues e whatever the state (the handshake and conn_shm.c use it). */
 int conn_send_frame(conn *c, const Byol__Envelope *e, char *err);
 /* The field of a message that an attachment fills: the one tensor of the

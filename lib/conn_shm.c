@@ -246,12 +246,7 @@ int conn_shm_on_ack(conn *c, const Byol__ShmAck *m)
 	close(o->fd);
 	o->fd = -1;
 	if (m->error[0]) {
-		size_t i = 0;
-		for (; m->error[i] && i + 1 < sizeof(t); i++)
-			t[i] = (unsigned char)m->error[i] < 0x20 || (unsigned char)m->error[i] > 0x7e
-				       ? '?' : m->error[i];
-		t[i] = '\0';
-		snprintf(r, sizeof(r), "the peer says: %s", t);
+		snprintf(r, sizeof(r), "the peer says: %s", conn_clean(t, sizeof(t), m->error));
 		give_up(c, r);
 		return 0;
 	}
