@@ -311,9 +311,11 @@ static wreq *wreq_take(conn *c, size_t n)
 	return w;
 }
 
-/* Writes w's data and then `more` (may be NULL); on failure the conn closes and
- * w goes back (its done callback is the caller's again). */
-static int wreq_write(conn *c, wreq *w, const void *more, size_t more_len, char *err)
+/* Writes w's data and then `more` (may be NULL), with send_handle's descriptor
+ * (may be NULL; c a pipe in IPC mode); on failure the conn closes and w goes
+ * back (its done callback is the caller's again). */
+static int wreq_write2(conn *c, wreq *w, const void *more, size_t more_len,
+		       uv_stream_t *send_handle, char *err)
 {
 	uv_buf_t b[2];
 	unsigned nb = 0;
@@ -322,7 +324,8 @@ static int wreq_write(conn *c, wreq *w, const void *more, size_t more_len, char 
 	if (more_len)
 		b[nb++] = uv_buf_init((char *)more, (unsigned)more_len);
 	w->extra = more_len;
-	int rc = uv_write(&w->req, &c->h.stream, b, nb, write_cb);
+	int rc = send_handle ? uv_write2(&w->req, &c->h.stream, b, nb, send_handle, write_cb)
+			     : uv_write(&w->req, &c->h.stream, b, nb, write_cb);
 	if (rc < 0) {
 		w->done = NULL;
 		pool_give(c, w);
@@ -340,6 +343,11 @@ static int wreq_write(conn *c, wreq *w, const void *more, size_t more_len, char 
 	return 0;
 }
 
+static int wreq_write(conn *c, wreq *w, const void *more, size_t more_len, char *err)
+{
+	return wreq_write2(c, w, more, more_len, NULL, err);
+}
+
 static int frame_too_large(const conn *c, int msg_case, size_t n, char *err)
 {
 	if (n - FRAME_HEADER > c->cfg->c.max_frame || n > UINT_MAX)
@@ -350,6 +358,12 @@ static int frame_too_large(const conn *c, int msg_case, size_t n, char *err)
 }
 
 int conn_send_frame(conn *c, const Byol__Envelope *e, char *err)
+{
+	return conn_send_frame_fd(c, e, NULL, NULL, NULL, err);
+}
+
+int conn_send_frame_fd(conn *c, const Byol__Envelope *e, uv_stream_t *fd_handle,
+		       conn_write_done done, void *done_data, char *err)
 {
 	if (e->msg_case == BYOL__ENVELOPE__MSG__NOT_SET)
 		return byol_err(err, -EINVAL, "cannot send an Envelope with no message set");
@@ -364,7 +378,9 @@ int conn_send_frame(conn *c, const Byol__Envelope *e, char *err)
 		pool_give(c, w);
 		return rc;
 	}
-	return wreq_write(c, w, NULL, 0, err);
+	w->done = done;
+	w->done_data = done_data;
+	return wreq_write2(c, w, NULL, 0, fd_handle, err);
 }
 
 /* The checks of conn_send that do not depend on the message's size. */
@@ -630,6 +646,8 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		 * errors (a bad length) are closed here */
 		if (rc < 0 && !c->closing)
 			conn_close_error(c, rc, r);
+		else if (!c->closing)
+			conn_shm_check_fds(c);
 		return;
 	}
 	if (nread == UV_EOF) {

@@ -36,7 +36,6 @@ typedef struct {
 	uint32_t id;             /* ShmRegion.id */
 	uint64_t head;           /* sender: ring position after the last tensor put */
 	int acked;               /* the peer has mapped it */
-	int fd;                  /* the memfd until the peer has answered, else -1 */
 } shm_ring;
 
 /* A config with its strings copied; a server's conns share the server's. */
@@ -163,6 +162,11 @@ int conn_on_server_hello(conn *c, const Byol__ServerHello *h);
 int conn_on_auth_result(conn *c, const Byol__AuthResult *res);
 /* Queues e whatever the state (the handshake and conn_shm.c use it). */
 int conn_send_frame(conn *c, const Byol__Envelope *e, char *err);
+/* The same with fd_handle's descriptor passed along (SCM_RIGHTS; c a pipe in
+ * IPC mode), done(done_data, status) called once it is written or dropped;
+ * on failure (< 0) done is never called. */
+int conn_send_frame_fd(conn *c, const Byol__Envelope *e, uv_stream_t *fd_handle,
+		       conn_write_done done, void *done_data, char *err);
 /* The field of a message that an attachment fills: the one tensor of the
  * messages that carry one (StepParams.online, NodeResult.grad), else NULL. */
 ProtobufCBinaryData *conn_attachment_field(const Byol__Envelope *e);
@@ -184,6 +188,9 @@ int conn_shm_on_ack(conn *c, const Byol__ShmAck *m);
  * in the peer's ring (conn_take keeps it there), or copied out when too many
  * are held. Returns < 0 when c is closing. */
 int conn_shm_on_attachment(conn *c, Byol__Envelope *e);
+/* After a read: descriptors the peer sent that no ShmRegion took are closed
+ * (logged), or, more than one inside a frame, close c (< 0). */
+int conn_shm_check_fds(conn *c);
 /* Unmaps both rings (the peer's once nothing taken from it is held). */
 void conn_shm_free(conn *c);
 

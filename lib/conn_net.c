@@ -90,7 +90,9 @@ static conn *conn_new(uv_loop_t *loop, int is_pipe, char *err)
 		byol_err(err, -ENOMEM, "out of memory for a connection");
 		return NULL;
 	}
-	int rc = is_pipe ? uv_pipe_init(loop, &c->h.pipe, 0) : uv_tcp_init(loop, &c->h.tcp);
+	/* pipes in IPC mode: a shared-memory ring's descriptor comes along with
+	 * its ShmRegion (conn_shm.c) */
+	int rc = is_pipe ? uv_pipe_init(loop, &c->h.pipe, 1) : uv_tcp_init(loop, &c->h.tcp);
 	if (rc < 0) {
 		free(c);
 		byol_err(err, rc, "cannot create a socket: %s", uv_strerror(rc));
@@ -102,7 +104,6 @@ static conn *conn_new(uv_loop_t *loop, int is_pipe, char *err)
 	c->handles = 2;
 	c->id = __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED);
 	frame_reader_init(&c->rd, 0); /* given the config's limit once known */
-	c->shm_out.fd = -1;
 	frame_arena_init(&c->arena);
 	return c;
 }

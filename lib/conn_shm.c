@@ -18,11 +18,12 @@
  *
  * A ring is a memfd sealed against shrinking and growing, its pages reserved
  * when it is made (posix_fallocate), so neither a full machine nor the peer can
- * make a mapped page vanish (which would be a SIGBUS, not an error). The peer
- * opens it through /proc/PID/fd/FD, which works across mount namespaces
- * (systemd's private /dev/shm and /tmp) and leaves no name behind; it takes
- * only a sealed memfd of its own user, of the size it was told. The creator
- * closes its descriptor once the peer has answered.
+ * make a mapped page vanish (which would be a SIGBUS, not an error). Its
+ * descriptor travels with its ShmRegion over the socket (SCM_RIGHTS: the conn's
+ * pipe is in libuv's IPC mode), which works across systemd's private mount and
+ * user namespaces and leaves no name anywhere; the peer takes only a sealed
+ * memfd of its own user, of the size it was told. A descriptor that comes with
+ * anything else is closed.
  *
  * Trust: both ends run as one user (checked with SO_PEERCRED before either
  * offers), which could signal or trace the other anyway. A peer that writes
@@ -79,10 +80,7 @@ static void ring_free(shm_ring *s)
 {
 	if (s->map)
 		munmap(s->map, SHM_HEADER + s->size);
-	if (s->fd >= 0)
-		close(s->fd);
 	s->map = NULL;
-	s->fd = -1;
 	s->size = 0;
 	s->head = 0;
 	s->acked = 0;
@@ -178,7 +176,37 @@ static int make_ring(size_t bytes, uint8_t **map, char *why, size_t n)
 	return fd;
 }
 
-/* A new ring for tensors of len bytes (two fit, rounded up to a MiB), named to
+static void free_handle(uv_handle_t *h)
+{
+	free(h);
+}
+
+/* The ShmRegion's descriptor has been sent (or dropped): close this side's. */
+static void fd_sent(void *data, int status)
+{
+	(void)status;
+	uv_close(data, free_handle);
+}
+
+/* fd as a handle uv_write2 can send (it owns fd from here), or NULL (fd
+ * closed). */
+static uv_pipe_t *fd_handle(uv_loop_t *loop, int fd)
+{
+	uv_pipe_t *h = malloc(sizeof(*h));
+	if (!h || uv_pipe_init(loop, h, 0) < 0) {
+		free(h);
+		close(fd);
+		return NULL;
+	}
+	if (uv_pipe_open(h, fd) < 0) {
+		close(fd);
+		uv_close((uv_handle_t *)h, free_handle);
+		return NULL;
+	}
+	return h;
+}
+
+/* A new ring for tensors of len bytes (two fit, rounded up to a MiB), sent to
  * the peer; used once the peer has answered. */
 static void start_ring(conn *c, size_t len)
 {
@@ -186,25 +214,31 @@ static void start_ring(conn *c, size_t len)
 	char why[BYOL_ERR_LEN];
 	ring_free(o);
 	size_t size = (2 * len + SHM_MIB - 1) / SHM_MIB * SHM_MIB;
-	if ((o->fd = make_ring(SHM_HEADER + size, &o->map, why, sizeof(why))) < 0) {
+	int fd = make_ring(SHM_HEADER + size, &o->map, why, sizeof(why));
+	if (fd < 0) {
 		give_up(c, why);
 		return;
 	}
 	o->size = size;
+	uv_pipe_t *fh = fd_handle(c->h.handle.loop, fd);
+	if (!fh) {
+		give_up(c, "cannot hand the ring's descriptor to libuv");
+		return;
+	}
 	o->id++;
 	uint64_t hdr[2] = { SHM_MAGIC, size };
 	memcpy(o->map, hdr, sizeof(hdr));
 	Byol__ShmRegion m = BYOL__SHM_REGION__INIT;
 	Byol__Envelope e = BYOL__ENVELOPE__INIT;
 	m.id = o->id;
-	m.pid = (uint32_t)getpid();
-	m.fd = (uint32_t)o->fd;
 	m.size = size;
 	e.msg_case = BYOL__ENVELOPE__MSG_SHM_REGION;
 	e.shm_region = &m;
-	int rc = conn_send_frame(c, &e, why);
-	if (rc < 0)
+	int rc = conn_send_frame_fd(c, &e, (uv_stream_t *)fh, fd_sent, fh, why);
+	if (rc < 0) {
+		uv_close((uv_handle_t *)fh, free_handle);
 		conn_close_error(c, rc, why);
+	}
 }
 
 uint64_t conn_shm_put(conn *c, const void *data, size_t len)
@@ -241,10 +275,8 @@ int conn_shm_on_ack(conn *c, const Byol__ShmAck *m)
 			 m->id);
 		return conn_close_error(c, -EPROTO, r);
 	}
-	if (o->fd < 0)
+	if (!o->map)
 		return 0;       /* given up on since (the peer's ring would not map) */
-	close(o->fd);
-	o->fd = -1;
 	if (m->error[0]) {
 		snprintf(r, sizeof(r), "the peer says: %s", conn_clean(t, sizeof(t), m->error));
 		give_up(c, r);
@@ -256,18 +288,49 @@ int conn_shm_on_ack(conn *c, const Byol__ShmAck *m)
 
 /* ---- receiving ---------------------------------------------------------------- */
 
-/* Opens the peer's memfd, checks it and maps it as c's shm_in; 0, or an errno
- * with why. */
-static int map_ring(conn *c, const Byol__ShmRegion *m, char *why, size_t n)
+/* The descriptor that came with the frame being delivered (it is queued by
+ * libuv's IPC read until taken), or -1. */
+static int take_fd(conn *c)
 {
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%u/fd/%u", m->pid, m->fd);
-	int fd = open(path, O_RDWR | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-	if (fd < 0) {
-		int rc = errno;
-		snprintf(why, n, "cannot open the peer's ring %s: %s", path, strerror(rc));
-		return rc;
+	uv_pipe_t *p = &c->h.pipe;
+	if (c->h.handle.type != UV_NAMED_PIPE || uv_pipe_pending_count(p) < 1)
+		return -1;
+	uv_pipe_t *h = malloc(sizeof(*h));
+	uv_os_fd_t fd = -1;
+	int dup = -1;
+	if (h && uv_pipe_init(c->h.handle.loop, h, 0) == 0) {
+		if (uv_accept((uv_stream_t *)p, (uv_stream_t *)h) == 0 && uv_fileno((uv_handle_t *)h, &fd) == 0)
+			dup = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+		uv_close((uv_handle_t *)h, free_handle);
+	} else {
+		free(h);
 	}
+	return dup;
+}
+
+int conn_shm_check_fds(conn *c)
+{
+	int n = c->h.handle.type == UV_NAMED_PIPE ? uv_pipe_pending_count(&c->h.pipe) : 0;
+	if (!n)
+		return 0;
+	if (c->rd.need || c->rd.hdr_have) {
+		/* inside a frame: the descriptor of a ShmRegion still coming */
+		if (n == 1)
+			return 0;
+		return conn_close_error(c, -EPROTO, "file descriptors that no shm_region carries");
+	}
+	for (int fd; (fd = take_fd(c)) >= 0;)
+		close(fd);
+	conn_logf(&c->cfg->c, "conn %llu %s%s%s: %d file descriptor%s that no shm_region carries: "
+		  "closed", (unsigned long long)c->id, c->peer, c->name[0] ? " " : "", c->name, n,
+		  n == 1 ? "" : "s");
+	return 0;
+}
+
+/* Checks the peer's memfd fd and maps it as c's shm_in; 0, or an errno with
+ * why. Closes fd either way. */
+static int map_ring(conn *c, int fd, const Byol__ShmRegion *m, char *why, size_t n)
+{
 	struct stat st;
 	size_t want = SHM_HEADER + (size_t)m->size;
 	int seals = fcntl(fd, F_GET_SEALS);
@@ -276,16 +339,16 @@ static int map_ring(conn *c, const Byol__ShmRegion *m, char *why, size_t n)
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || seals < 0 ||
 	    (seals & SHM_SEALS) != SHM_SEALS) {
 		rc = EPERM;
-		snprintf(why, n, "the peer's ring %s is not a sealed memfd", path);
+		snprintf(why, n, "the descriptor of shm_region %u is not a sealed memfd", m->id);
 	} else if (st.st_uid != geteuid() || (size_t)st.st_size != want) {
 		rc = EPERM;
-		snprintf(why, n, "the peer's ring %s is %lld bytes of uid %u; expected %zu of "
-			 "uid %u", path, (long long)st.st_size, (unsigned)st.st_uid, want,
+		snprintf(why, n, "the memfd of shm_region %u is %lld bytes of uid %u; expected "
+			 "%zu of uid %u", m->id, (long long)st.st_size, (unsigned)st.st_uid, want,
 			 (unsigned)geteuid());
 	} else if ((map = mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) ==
 		   MAP_FAILED) {
 		rc = errno;
-		snprintf(why, n, "cannot map the peer's ring %s: %s", path, strerror(rc));
+		snprintf(why, n, "cannot map the memfd of shm_region %u: %s", m->id, strerror(rc));
 	}
 	close(fd);
 	if (rc)
@@ -296,7 +359,8 @@ static int map_ring(conn *c, const Byol__ShmRegion *m, char *why, size_t n)
 	if (hdr[0] != SHM_MAGIC || hdr[1] != m->size || !sm) {
 		munmap(map, want);
 		free(sm);
-		snprintf(why, n, sm ? "the peer's ring %s has a bad header" : "out of memory", path);
+		snprintf(why, n, sm ? "the memfd of shm_region %u has a bad header" : "out of "
+				    "memory", m->id);
 		return sm ? EINVAL : ENOMEM;
 	}
 	sm->refs = 1;
@@ -327,10 +391,17 @@ int conn_shm_on_region(conn *c, const Byol__ShmRegion *m)
 	if (r[0])
 		return conn_close_error(c, -EPROTO, r);
 	c->shm_in_id = m->id;
-	if (!c->shm)
+	int fd = take_fd(c);
+	if (!c->shm) {
 		snprintf(why, sizeof(why), "shared memory is off here");
-	else if (map_ring(c, m, why, sizeof(why)) != 0)
+		if (fd >= 0)
+			close(fd);
+	} else if (fd < 0) {
+		snprintf(why, sizeof(why), "no descriptor came with shm_region %u", m->id);
 		give_up(c, why);
+	} else if (map_ring(c, fd, m, why, sizeof(why)) != 0) {
+		give_up(c, why);
+	}
 	Byol__ShmAck a = BYOL__SHM_ACK__INIT;
 	Byol__Envelope e = BYOL__ENVELOPE__INIT;
 	a.id = m->id;

@@ -22,7 +22,7 @@ INSTALL ?= install
 
 MAN_SRCS  := $(wildcard man/*.scd)
 MAN_PAGES := $(MAN_SRCS:man/%.scd=build/man/%)
-UNITS     := byold.service byold.socket byol-worker@.service
+UNITS     := byold.service byold.socket byol-worker@.service byol-worker-local@.service
 EXAMPLES  := $(wildcard deploy/examples/*.ini) deploy/examples/byold.conf \
              deploy/examples/worker.conf
 INSTALLED_PROGRAMS := byold byol-worker byolctl

@@ -3,13 +3,14 @@
 # bytes, an oversized length prefix, a truncated frame, a wrong token, a worker
 # whose gradient has the wrong size, workers that misuse shared-memory
 # attachments (on the Unix socket, and on TCP where they are not offered). Each
-# connection is closed with a logged reason (a ring the daemon cannot map is
-# refused in a ShmAck instead, the connection going on), nothing else is
-# disturbed: byolctl keeps answering, the real worker keeps its connection, and
-# a run completes with the reference bytes. A worker that floods the daemon
-# with messages it ignores gets 20 log lines, not one a message; 1,000
-# connections of garbage in a burst get at most 200 lines a window of 10 s over
-# all (at most 2 windows: 400).
+# connection is closed with a logged reason (a ring the daemon cannot map, or a
+# ShmRegion with no descriptor, is refused in a ShmAck instead, the connection
+# going on; descriptors sent with another message are closed, logged, and do not
+# pile up in the daemon), nothing else is disturbed: byolctl keeps answering,
+# the real worker keeps its connection, and a run completes with the reference
+# bytes. A worker that floods the daemon with messages it ignores gets 20 log
+# lines, not one a message; 1,000 connections of garbage in a burst get at most
+# 200 lines a window of 10 s over all (at most 2 windows: 400).
 . "$(dirname "$0")/cluster.inc"
 
 head -c 32 /dev/urandom | base64 >"$T/token"
@@ -58,19 +59,33 @@ expect_joined attachmismatch "node_result announced an attachment of 16 bytes; t
 expect_joined attachnone "heartbeat announces an attachment of 8 bytes, which it cannot carry"
 # shared-memory attachments: offered on the Unix socket only (each shm mode
 # checks the ServerHello); a region or a tensor position out of bounds closes the
-# connection, a region that cannot be mapped is refused in a ShmAck and the
-# connection goes on
+# connection, a region that cannot be mapped (its descriptor, sent with it over
+# the socket, not a sealed memfd, or none) is refused in a ShmAck and the
+# connection goes on, as it does when descriptors come with another message
 SOCK="unix:$T/state/byold.sock"
 expect_joined shmunagreed \
 	"127\.0\.0\.1:[0-9]* shmunagreed: shm_region, but shared memory was not agreed"
 expect_joined shmnoring "unix:.* shmnoring: node_result says its tensor is in shared memory, and no ring of the peer is mapped" "$SOCK"
 expect_joined shmbadsize \
 	"unix:.* shmbadsize: shm_region of 12345 bytes (a multiple of 1 MiB up to [0-9]*)" "$SOCK"
-fake shmnotmemfd "$SOCK" --token-file "$T/token" >"$T/fake-shmnotmemfd.out" 2>&1 ||
-	fail "shmnotmemfd: the region was not refused in a ShmAck on an open connection: $(cat "$T/fake-shmnotmemfd.out")"
-logged "unix:.* shmnotmemfd: shared memory off, tensors go over the socket: the peer's ring /proc/[0-9]*/fd/[0-9]* is not a sealed memfd" ||
-	fail "shmnotmemfd: the refused region was not logged"
-ctl list >/dev/null || fail "byolctl got no answer after shmnotmemfd"
+# kept_joined MODE LOG-TEXT: a peer on the Unix socket whose bad shared memory is
+# refused in a ShmAck, the connection going on (the peer gets the daemon's next
+# Heartbeat)
+kept_joined() {
+	fake "$1" "$SOCK" --token-file "$T/token" >"$T/fake-$1.out" 2>&1 ||
+		fail "$1: refused on an open connection it was not: $(cat "$T/fake-$1.out")"
+	logged "$2" || fail "$1: no '$2' in the daemon's log"
+	ctl list >/dev/null || fail "byolctl got no answer after $1"
+}
+kept_joined shmnotmemfd "unix:.* shmnotmemfd: shared memory off, tensors go over the socket: the descriptor of shm_region 1 is not a sealed memfd"
+kept_joined shmnofd "unix:.* shmnofd: shared memory off, tensors go over the socket: no descriptor came with shm_region 1"
+# descriptors that come with anything but a ShmRegion are closed by the daemon
+fds_before=$(ls "/proc/$DAEMON_PID/fd" | wc -l)
+kept_joined shmstrayfd "unix:.* shmstrayfd: 20 file descriptors that no shm_region carries: closed"
+fds_after=$(ls "/proc/$DAEMON_PID/fd" | wc -l)
+echo "shmstrayfd: byold had $fds_before open descriptors before, $fds_after after"
+[ $((fds_after - fds_before)) -lt 10 ] ||
+	fail "shmstrayfd: byold's open descriptors went from $fds_before to $fds_after"
 expect_joined shmrange "unix:.* shmrange: node_result: a tensor of 64 bytes ending at 1048608 does not lie in the 1048576-byte ring" "$SOCK"
 
 # byolctl with a wrong token or none: refused (exit 1), with the reason logged

@@ -35,25 +35,33 @@ MODE:
 
 Shared-memory attachments (ShmRegion, ShmAck, Envelope.shm_end): a worker that
 says shm in its ClientAuth and registers. On unix:PATH it fails unless the
-ServerHello said shm (the daemon offers it there), on TCP unless it did not:
+ServerHello said shm (the daemon offers it there), on TCP unless it did not. A
+ring's descriptor travels with its ShmRegion frame (SCM_RIGHTS, in the same
+sendmsg as the frame's bytes):
   shmunagreed     (over TCP) a ShmRegion, on a connection that did not agree
              to shared memory
   shmnoring       a NodeResult whose 16-byte gradient is said to lie in shared
              memory (shm_end 16), with no ShmRegion before it
   shmbadsize      a ShmRegion of 12345 bytes (not a multiple of 1 MiB)
-  shmnotmemfd     a ShmRegion naming an ordinary file it holds open (of the
-             right size): the daemon must answer ShmAck{1, error: "... not a
-             sealed memfd"} and keep the connection, which must get the
-             daemon's next Heartbeat; exits 0 then
-  shmrange        a real ring (a sealed memfd of 1 MiB), acknowledged by the
-             daemon with no error, then a NodeResult whose 64-byte gradient
-             ends at ring position --shm-end E (default 1048608: it would run
-             over the ring's end)
+  shmnotmemfd     a ShmRegion of 1 MiB carrying the descriptor of an ordinary
+             file (of the right size): the daemon must answer ShmAck{1, error:
+             "... not a sealed memfd"} and keep the connection, which must get
+             the daemon's next Heartbeat; exits 0 then
+  shmnofd         a ShmRegion of 1 MiB with no descriptor: the daemon must answer
+             ShmAck{1, error: "no descriptor came with shm_region 1"} and keep
+             the connection (as for shmnotmemfd)
+  shmstrayfd      a Heartbeat carrying 20 descriptors (of /dev/null), which no
+             ShmRegion takes: the daemon must close them and keep the
+             connection, which must get the daemon's next Heartbeat; exits 0 then
+  shmrange        a real ring (a sealed memfd of 1 MiB) sent with its ShmRegion,
+             acknowledged by the daemon with no error, then a NodeResult whose
+             64-byte gradient ends at ring position --shm-end E (default
+             1048608: it would run over the ring's end)
 
-Exits 0 when the daemon closed the connection (as it must; shmnotmemfd: when it
-kept it, as it must), 1 otherwise, and prints what it saw. Protobuf messages are
-encoded and decoded by hand: only the few fields used here (proto/byol.proto has
-the numbers).
+Exits 0 when the daemon closed the connection (as it must; shmnotmemfd, shmnofd,
+shmstrayfd: when it kept it, as it must), 1 otherwise, and prints what it saw.
+Protobuf messages are encoded and decoded by hand: only the few fields used here
+(proto/byol.proto has the numbers).
 """
 import fcntl
 import hashlib
@@ -148,10 +156,9 @@ def frame(num, body):
     return struct.pack(">I", len(env)) + env
 
 
-def shm_region(region_id, pid, fd, size):
-    """The frame of a ShmRegion."""
-    return frame(SHM_REGION, f_varint(1, region_id) + f_varint(2, pid) + f_varint(3, fd) +
-                 f_varint(4, size))
+def shm_region(region_id, size):
+    """The frame of a ShmRegion (its descriptor goes beside it: Peer.send_fds)."""
+    return frame(SHM_REGION, f_varint(1, region_id) + f_varint(2, size))
 
 
 class Peer:
@@ -186,6 +193,13 @@ class Peer:
 
     def send(self, data):
         self.s.sendall(data)
+
+    def send_fds(self, data, fds):
+        """data and the descriptors fds (SCM_RIGHTS) in one sendmsg: the
+        descriptors arrive with data's first byte."""
+        n = socket.send_fds(self.s, [data], fds)
+        if n < len(data):
+            self.send(data[n:])
 
     def take_frames(self, chunk):
         """Adds chunk to the buffer; the (field number, parsed body) of every
@@ -271,6 +285,28 @@ class Peer:
                 print("daemon sent Error: %s" % first(got[1], 2, b"").decode(errors="replace"))
         print("no message %d within the time" % num)
         return None
+
+    def still_served(self, mode, deadline):
+        """Sends a Heartbeat and waits for the daemon's next one (before
+        deadline): True when it comes, False (and a line) when the daemon
+        closes the connection or sends none."""
+        self.send(frame(HEARTBEAT, f_varint(1, 1)))
+        try:
+            while time.time() < deadline:
+                got = self.next_frame()
+                if got is None:
+                    print("%s: the daemon closed the connection" % mode)
+                    return False
+                if got[0] == HEARTBEAT:
+                    print("%s: the connection stays open (a heartbeat came)" % mode)
+                    return True
+                if got[0] == ERROR:
+                    print("daemon sent Error: %s" %
+                          first(got[1], 2, b"").decode(errors="replace"))
+        except socket.timeout:
+            pass
+        print("%s: no heartbeat from the daemon within the time" % mode)
+        return False
 
     def next_frame(self):
         """(field number, parsed body) of the next message, or None at EOF."""
@@ -410,7 +446,8 @@ def main():
             p.send(struct.pack(">I", len(env)) + env)
             p.send(struct.pack(">I", 0x80000000 | 8) + b"\x00" * 8)
     elif mode.startswith("shm"):
-        if mode not in ("shmunagreed", "shmnoring", "shmbadsize", "shmnotmemfd", "shmrange"):
+        if mode not in ("shmunagreed", "shmnoring", "shmbadsize", "shmnotmemfd", "shmnofd",
+                        "shmstrayfd", "shmrange"):
             print("unknown mode %s" % mode)
             return 2
         if not p.join(token, mode, shm=True, auth_name=mode):
@@ -423,51 +460,46 @@ def main():
             return 1
         deadline = time.time() + timeout
         if mode == "shmunagreed":        # a region on a connection without shm
-            p.send(shm_region(1, os.getpid(), 0, SHM_MIB))
+            p.send(shm_region(1, SHM_MIB))
         elif mode == "shmnoring":        # a tensor in a ring never named
             env = (f_bytes(NODE_RESULT, f_varint(1, 1) + f_varint(2, 0)) +
                    f_varint(ATTACHMENT, 16) + f_varint(SHM_END, 16))
             p.send(struct.pack(">I", len(env)) + env)
         elif mode == "shmbadsize":       # not a multiple of 1 MiB
-            p.send(shm_region(1, os.getpid(), 0, 12345))
-        elif mode == "shmnotmemfd":      # an ordinary file of the right size
-            f = tempfile.TemporaryFile()
-            os.ftruncate(f.fileno(), SHM_HEADER + SHM_MIB)
-            p.send(shm_region(1, os.getpid(), f.fileno(), SHM_MIB))
+            p.send(shm_region(1, 12345))
+        elif mode in ("shmnotmemfd", "shmnofd"):
+            if mode == "shmnotmemfd":    # an ordinary file of the right size
+                f = tempfile.TemporaryFile()
+                os.ftruncate(f.fileno(), SHM_HEADER + SHM_MIB)
+                p.send_fds(shm_region(1, SHM_MIB), [f.fileno()])
+                f.close()
+                want = "not a sealed memfd"
+            else:                        # no descriptor at all
+                p.send(shm_region(1, SHM_MIB))
+                want = "no descriptor came with shm_region 1"
             ack = p.wait_for(SHM_ACK, deadline)
             if ack is None:
                 return 1
             error = first(ack, 2, b"").decode(errors="replace")
             print("shm_ack %d: error '%s'" % (first(ack, 1), error))
-            if first(ack, 1) != 1 or "sealed memfd" not in error:
-                print("shmnotmemfd: expected shm_ack 1 with an error saying 'sealed memfd'")
+            if first(ack, 1) != 1 or want not in error:
+                print("%s: expected shm_ack 1 with an error saying '%s'" % (mode, want))
                 return 1
-            # the connection goes on: the daemon's heartbeats still come
-            p.send(frame(HEARTBEAT, f_varint(1, 1)))
-            try:
-                while time.time() < deadline:
-                    got = p.next_frame()
-                    if got is None:
-                        print("shmnotmemfd: the daemon closed the connection after the ack")
-                        return 1
-                    if got[0] == HEARTBEAT:
-                        print("shmnotmemfd: the connection stays open (a heartbeat came)")
-                        f.close()
-                        return 0
-                    if got[0] == ERROR:
-                        print("daemon sent Error: %s" %
-                              first(got[1], 2, b"").decode(errors="replace"))
-            except socket.timeout:
-                pass
-            print("shmnotmemfd: no heartbeat from the daemon within %.0f s" % timeout)
-            return 1
+            return 0 if p.still_served(mode, deadline) else 1
+        elif mode == "shmstrayfd":       # descriptors that no ShmRegion carries
+            fds = [os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC) for _ in range(20)]
+            p.send_fds(frame(HEARTBEAT, f_varint(1, 1)), fds)
+            for fd in fds:
+                os.close(fd)
+            print("sent a heartbeat carrying %d descriptors" % len(fds))
+            return 0 if p.still_served(mode, deadline) else 1
         else:                            # shmrange: a real ring, then a tensor past it
             fd = os.memfd_create("fakepeer-ring", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
             os.ftruncate(fd, SHM_HEADER + SHM_MIB)
             os.pwrite(fd, struct.pack("<QQ", SHM_MAGIC, SHM_MIB), 0)
             fcntl.fcntl(fd, fcntl.F_ADD_SEALS,
                         fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL)
-            p.send(shm_region(1, os.getpid(), fd, SHM_MIB))
+            p.send_fds(shm_region(1, SHM_MIB), [fd])
             ack = p.wait_for(SHM_ACK, deadline)
             if ack is None:
                 return 1

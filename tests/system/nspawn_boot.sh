@@ -17,6 +17,8 @@
 #      (Result=success), the store says the run is interrupted at a step below
 #      its total with a checkpoint of that step, the workers keep running;
 #   4. `systemctl start byold` again: the run continues and completes.
+#   4b. the workers replaced by byol-worker-local@l1 and @l2 (byold's user, its
+#      socket): a run completes, each took tensors through shared memory;
 #   5. byold stopped, byold.socket enabled: /run/byold.sock exists and byold is
 #      inactive until byolctl (finding that socket by itself) connects; then
 #      byold runs on the socket systemd passed, and a run over it completes.
@@ -294,6 +296,24 @@ echo "nspawn_boot: systemctl stop byold: STOPPING=1, exit 0, run $RUN2 interrupt
 C systemctl start byold || fail "systemctl start byold (again)"
 wait_status "$RUN2" completed 150
 echo "nspawn_boot: run $RUN2 resumed at step $AT and completed"
+
+# ---- 4b. workers on byold's machine: its socket, shared memory ----
+C systemctl stop byol-worker@w1 byol-worker@w2 || fail "systemctl stop byol-worker@w1 @w2"
+C systemctl start byol-worker-local@l1 byol-worker-local@l2 >>"$T/enable.log" 2>&1 ||
+	{ cat "$T/enable.log" >&2; fail "systemctl start byol-worker-local@l1 @l2"; }
+C byolctl submit /root/tiny.ini --wait >"$T/submit4.out" 2>"$T/submit4.err" ||
+	{ cat "$T/submit4.err" >&2; fail "a run served by byol-worker-local@l1 and @l2 did not complete"; }
+RUN4=$(head -n 1 "$T/submit4.out")
+for u in l1 l2; do
+	C journalctl -u "byol-worker-local@$u" --no-pager >"$T/local-$u.txt"
+	grep -q "parameters arrive through shared memory" "$T/local-$u.txt" ||
+		{ cat "$T/local-$u.txt" >&2; fail "byol-worker-local@$u took no tensors through shared memory"; }
+done
+n=$(db "SELECT count(*) FROM run_workers WHERE run_id = $RUN4 AND shards > 0 AND worker LIKE '%-l_';" || true)
+[ "$n" = 2 ] || fail "run $RUN4: $n of byol-worker-local@l1 and @l2 served it, expected 2"
+C systemctl stop byol-worker-local@l1 byol-worker-local@l2 || fail "systemctl stop byol-worker-local@*"
+C systemctl start byol-worker@w1 byol-worker@w2 || fail "systemctl start byol-worker@w1 @w2 (again)"
+echo "nspawn_boot: run $RUN4 by byol-worker-local@l1 and @l2 completed, tensors through shared memory"
 
 # ---- 5. socket activation: byold.socket holds /run/byold.sock ----
 C systemctl stop byold || fail "systemctl stop byold (before socket activation)"
