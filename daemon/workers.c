@@ -142,6 +142,8 @@ void worker_send_setup(byold *d, worker *w)
 	int rc = conn_send(w->c, &e, err);
 	if (rc < 0 && rc != -EPIPE)
 		conn_close(w->c, rc, "cannot send RunSetup: %s", err);
+	else if (rc == 0)
+		conn_shm_prepare(w->c, r->m.L.total * sizeof(float));   /* for the parameters */
 }
 
 static void lease_write_done(void *data, int status)

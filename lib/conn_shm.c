@@ -164,7 +164,8 @@ static int make_ring(size_t bytes, uint8_t **map, char *why, size_t n)
 	if (!rc && fcntl(fd, F_ADD_SEALS, SHM_SEALS) < 0)
 		rc = errno;
 	void *p = MAP_FAILED;
-	if (!rc && (p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED)
+	if (!rc && (p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd,
+			     0)) == MAP_FAILED)
 		rc = errno;
 	if (rc) {
 		snprintf(why, n, "cannot make a ring of %zu MiB: %s", bytes >> 20, strerror(rc));
@@ -239,6 +240,13 @@ static void start_ring(conn *c, size_t len)
 		uv_close((uv_handle_t *)fh, free_handle);
 		conn_close_error(c, rc, why);
 	}
+}
+
+void conn_shm_prepare(conn *c, size_t len)
+{
+	const shm_ring *o = &c->shm_out;
+	if (c->shm && len && c->state == ST_OPEN && !c->closing && (!o->map || len > o->size / 2))
+		start_ring(c, len);
 }
 
 uint64_t conn_shm_put(conn *c, const void *data, size_t len)
@@ -345,8 +353,8 @@ static int map_ring(conn *c, int fd, const Byol__ShmRegion *m, char *why, size_t
 		snprintf(why, n, "the memfd of shm_region %u is %lld bytes of uid %u; expected "
 			 "%zu of uid %u", m->id, (long long)st.st_size, (unsigned)st.st_uid, want,
 			 (unsigned)geteuid());
-	} else if ((map = mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) ==
-		   MAP_FAILED) {
+	} else if ((map = mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+			       fd, 0)) == MAP_FAILED) {
 		rc = errno;
 		snprintf(why, n, "cannot map the memfd of shm_region %u: %s", m->id, strerror(rc));
 	}

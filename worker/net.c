@@ -117,6 +117,8 @@ static void send_run_ready(worker *w, uint64_t run_id)
 {
 	Byol__RunReady rr = BYOL__RUN_READY__INIT;
 	Byol__Envelope e = BYOL__ENVELOPE__INIT;
+	if (w->c && w->run)
+		conn_shm_prepare(w->c, w->run->P * sizeof(float));   /* for the gradients */
 	rr.run_id = run_id;
 	e.msg_case = BYOL__ENVELOPE__MSG_RUN_READY;
 	e.run_ready = &rr;

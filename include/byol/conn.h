@@ -231,6 +231,12 @@ size_t conn_write_queue_size(const conn *c);
 /* Frames received on c so far (handshake and attachment frames included). */
 uint64_t conn_frames_received(const conn *c);
 
+/* Makes c's shared-memory ring ready for tensors of len bytes before the first
+ * is sent, when c uses shared memory and has no ring that fits: making one
+ * touches all its pages, which is better done before a run's first step than
+ * in it. */
+void conn_shm_prepare(conn *c, size_t len);
+
 /* Attachments received on c through shared memory so far. */
 uint64_t conn_shm_received(const conn *c);
 

@@ -7,7 +7,8 @@
  * test still holds after both conns have gone; a receiver that holds
  * everything makes the sender fall back to attachment frames, and past
  * SHM_HELD_MAX held tensors it gets copies; a side that does not allow shared
- * memory, or TCP, gets none.
+ * memory, or TCP, gets none; rings made ready in advance carry the first
+ * tensors too.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -35,6 +36,7 @@ static struct {
 	size_t floats[N_MAX];    /* size of tensor i (both ways) */
 	int client_shm, server_shm, tcp;
 	int hold_all;            /* the server keeps every tensor it takes */
+	int prepare;             /* rings made ready first (conn_shm_prepare) */
 	/* the server */
 	float *s_held[N_MAX];    /* taken, in order; NULL when given back */
 	float *s_out;            /* its replies are sent from here */
@@ -110,8 +112,28 @@ static void send_tensor(conn *c, int node_result, int i, float *buf, int seed)
 	assert_int_equal(conn_send_borrowed(c, &e, t, field, written, NULL, err), 0);
 }
 
+static void heartbeat(conn *c)
+{
+	char err[BYOL_ERR_LEN];
+	Byol__Heartbeat h = BYOL__HEARTBEAT__INIT;
+	Byol__Envelope e = BYOL__ENVELOPE__INIT;
+	e.msg_case = BYOL__ENVELOPE__MSG_HEARTBEAT;
+	e.heartbeat = &h;
+	assert_int_equal(conn_send(c, &e, err), 0);
+}
+
+static void s_on_open(conn *c)
+{
+	if (W.prepare)
+		conn_shm_prepare(c, W.floats[0] * sizeof(float));
+}
+
 static void s_on_message(conn *c, Byol__Envelope *m)
 {
+	if (m->msg_case == BYOL__ENVELOPE__MSG_HEARTBEAT) {
+		heartbeat(c);   /* echo */
+		return;
+	}
 	if (m->msg_case != BYOL__ENVELOPE__MSG_NODE_RESULT)
 		fail_msg("server got %s", frame_msg_name(m->msg_case));
 	const Byol__NodeResult *nr = m->node_result;
@@ -143,6 +165,11 @@ static void s_on_close(conn *c, int code, const char *reason)
 
 static void c_on_message(conn *c, Byol__Envelope *m)
 {
+	if (m->msg_case == BYOL__ENVELOPE__MSG_HEARTBEAT) {
+		/* both rings are acknowledged now: each ShmAck came before it */
+		send_tensor(c, 1, 0, W.c_out, 0);
+		return;
+	}
 	if (m->msg_case != BYOL__ENVELOPE__MSG_STEP_PARAMS)
 		fail_msg("client got %s", frame_msg_name(m->msg_case));
 	const Byol__StepParams *sp = m->step_params;
@@ -174,7 +201,12 @@ static void c_on_connect(conn *c, int status, const char *reason)
 	if (status < 0)
 		fail_msg("connect: %s", reason);
 	W.c = c;
-	send_tensor(c, 1, 0, W.c_out, 0);
+	if (W.prepare) {
+		conn_shm_prepare(c, W.floats[0] * sizeof(float));
+		heartbeat(c);
+	} else {
+		send_tensor(c, 1, 0, W.c_out, 0);
+	}
 }
 
 /* Runs the scenario in W to the end: both conns closed, the loop empty. */
@@ -192,6 +224,7 @@ static void run_world(void)
 	conn_config s = {0};
 	s.version = "byold-test";
 	s.shm = W.server_shm;
+	s.on_open = s_on_open;
 	s.on_message = s_on_message;
 	s.on_close = s_on_close;
 	s.log = on_log;
@@ -270,6 +303,20 @@ static void test_lockstep(void **state)
 	assert_int_equal(W.s_lent, 11);
 }
 
+/* Rings made ready when the conn opens: every tensor comes through shared
+ * memory, the first ones too. */
+static void test_prepared(void **state)
+{
+	(void)state;
+	sizes(6, (size_t)1 << 18);
+	W.client_shm = W.server_shm = 1;
+	W.prepare = 1;
+	run_world();
+	assert_int_equal(W.s_shm, 6);
+	assert_int_equal(W.c_shm, 6);
+	assert_int_equal(W.s_lent, 6);
+}
+
 /* A receiver that gives nothing back: the sender's ring (two tensors) fills,
  * and the rest come as attachment frames, intact. */
 static void test_ring_full(void **state)
@@ -322,6 +369,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_lockstep, setup),
+		cmocka_unit_test_setup(test_prepared, setup),
 		cmocka_unit_test_setup(test_ring_full, setup),
 		cmocka_unit_test_setup(test_held_max, setup),
 		cmocka_unit_test_setup(test_not_agreed, setup),
