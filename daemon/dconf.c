@@ -59,7 +59,7 @@ static const dkey keys[] = {
 	  "threads summing the gradients and running the optimizer" },
 	{ "shared_memory", K_INT, 0, 1, "1", F(shared_memory),
 	  "1 = workers on the Unix socket, running as byold's user, get and send tensors "
-	  "through shared memory (POSIX shm) instead of the socket; 0 = never" },
+	  "through shared memory (a memfd ring each way) instead of the socket; 0 = never" },
 	{ "list_limit", K_INT, 1, 100000, "50", F(list_limit),
 	  "runs in a list answer when the client asks for no limit" },
 	{ "log_level", K_LEVEL, 0, 0, "info", F(log_level),
