@@ -238,6 +238,14 @@ struct run {
 	/* st.online while StepParams writes send it from where it lies */
 	params_lease *lease;            /* NULL until the first such write */
 
+	/* rooms in workers' shared-memory rings that the apply fills with the next
+	 * step's parameters, in parallel (conn_shm_reserve) */
+	struct param_room {
+		uint64_t conn;          /* conn_id of the worker's conn */
+		void *room;
+	} *rooms;
+	int n_rooms, cap_rooms;
+
 	/* step_apply_nodes */
 	uv_work_t apply_req;
 	int apply_rc;
@@ -299,6 +307,11 @@ void coord_release_nodes(run *r);
 /* coord.c: frees a node result slot, giving a gradient that lies in a worker's
  * shared-memory ring back to it. */
 void coord_slot_free(shard_result *s);
+/* coord.c: the room of w's ring the apply filled with the parameters of step
+ * r->k, still good to send as it lies; else NULL. */
+void *coord_room_of(const run *r, const worker *w);
+/* coord.c: gives back every room reserved for the step (sent or not). */
+void coord_rooms_release(run *r);
 /* A worker became ready for the active run, or finished its evaluations. */
 void coord_worker_free(byold *d, worker *w);
 /* A worker is gone or refused the run: its nodes and jobs go to others. */

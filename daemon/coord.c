@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "byol/pool.h"
 #include "byold.h"
 
 #define PROGRESS_EVERY_S 10.0
@@ -168,10 +169,61 @@ void coord_begin_step(byold *d, run *r)
 		if (i < r->n_nodes)
 			assign(&r->nodes[i++], w);
 	}
+	coord_rooms_release(r);         /* sent, or no longer of use */
 	send_fresh(d, r);
 	if (i < r->n_nodes)
 		coord_fill(d, r);
 	r->t_sent = mono_s();
+}
+
+/* Rooms in the rings of the workers that will take the next step's parameters
+ * as they lie (they have this step's), for the apply to fill in parallel: the
+ * copies then leave byold's loop thread, where they ran one after the other. */
+static void rooms_reserve(byold *d, run *r)
+{
+	size_t bytes = r->m.L.total * sizeof(float);
+	r->n_rooms = 0;
+	if (r->k + 1 >= r->plan.total_steps)
+		return;
+	for (worker *w = d->workers; w; w = w->next) {
+		if (!worker_can_step(d, w) || w->params_step != r->k)
+			continue;
+		if (r->n_rooms == r->cap_rooms) {
+			int cap = r->cap_rooms ? 2 * r->cap_rooms : 8;
+			struct param_room *p = realloc(r->rooms, (size_t)cap * sizeof(*p));
+			if (!p)
+				return;
+			r->rooms = p;
+			r->cap_rooms = cap;
+		}
+		void *room = conn_shm_reserve(w->c, bytes);
+		if (room)
+			r->rooms[r->n_rooms++] = (struct param_room){ conn_id(w->c), room };
+	}
+}
+
+void *coord_room_of(const run *r, const worker *w)
+{
+	size_t bytes = r->m.L.total * sizeof(float);
+	for (int i = 0; i < r->n_rooms; i++)
+		if (r->rooms[i].conn == conn_id(w->c))
+			return conn_shm_room_ok(w->c, r->rooms[i].room, bytes) ? r->rooms[i].room
+									       : NULL;
+	return NULL;
+}
+
+void coord_rooms_release(run *r)
+{
+	for (int i = 0; i < r->n_rooms; i++)
+		conn_shm_release(r->rooms[i].room);
+	r->n_rooms = 0;
+}
+
+static void fill_room(void *arg, int thread, int task)
+{
+	run *r = arg;
+	(void)thread;
+	memcpy(r->rooms[task].room, r->st.online, r->m.L.total * sizeof(float));
 }
 
 static void apply_work(uv_work_t *req);
@@ -189,6 +241,7 @@ void coord_start_apply(byold *d, run *r)
 		return;
 	}
 	r->phase = RUN_APPLY;
+	rooms_reserve(d, r);
 	r->busy++;
 	r->apply_req.data = r;
 	uv_queue_work(d->loop, &r->apply_req, apply_work, apply_done);
@@ -294,6 +347,8 @@ static void apply_work(uv_work_t *req)
 	double t0 = mono_s();
 	r->apply_rc = step_apply_nodes(&r->m, &r->plan, &r->st, r->slots, r->node_hi, &r->sm,
 				       r->apply_err);
+	if (r->apply_rc == 0 && r->n_rooms)
+		pool_run(r->st.pool, fill_room, r, r->n_rooms);
 	r->apply_s = mono_s() - t0;
 }
 
@@ -312,6 +367,8 @@ static void apply_done(uv_work_t *req, int status)
 	char err[BYOL_ERR_LEN];
 	(void)status;
 	r->busy--;
+	if (r->apply_rc < 0 || r->k + 1 >= r->plan.total_steps || run_stopping(d, r))
+		coord_rooms_release(r);  /* no next step here */
 	if (r->apply_rc < 0) {
 		run_fail(d, r, "%s", r->apply_err);
 		return;

@@ -21,6 +21,8 @@ static void run_free(run *r)
 {
 	evals_free(r);
 	worker_params_release(r);
+	coord_rooms_release(r);
+	free(r->rooms);
 	if (r->slots)
 		for (int j = 0; j < r->plan.shards; j++)
 			coord_slot_free(&r->slots[j]);

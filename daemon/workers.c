@@ -189,7 +189,8 @@ void worker_params_release(run *r)
 	}
 }
 
-/* StepParams of step r->k without a target, the parameters lent to the write. */
+/* StepParams of step r->k without a target, the parameters lent to the write,
+ * or already in a room of the worker's shared-memory ring (coord_room_of). */
 static int send_lent_params(run *r, worker *w, char *err)
 {
 	static unsigned online_field;
@@ -206,6 +207,11 @@ static int send_lent_params(run *r, worker *w, char *err)
 	sp.online.len = r->m.L.total * sizeof(float);
 	e.msg_case = BYOL__ENVELOPE__MSG_STEP_PARAMS;
 	e.step_params = &sp;
+	void *room = coord_room_of(r, w);
+	if (room) {
+		sp.online.data = room;  /* sent as it lies: nothing borrowed */
+		return conn_send_borrowed(w->c, &e, &sp.online, online_field, NULL, NULL, err);
+	}
 	int rc = conn_send_borrowed(w->c, &e, &sp.online, online_field, lease_write_done,
 				    r->lease, err);
 	if (rc == 0)

@@ -29,13 +29,18 @@ enum {
 typedef struct wreq wreq;
 
 /* This side's shared-memory ring (conn_shm.c): a mapping of the header page
- * and `size` ring bytes. */
+ * and `size` ring bytes, counted (rooms reserved in it hold it too). */
 typedef struct {
-	uint8_t *map;            /* NULL: none */
+	struct shm_map *ref;     /* the counted mapping; NULL: none */
+	uint8_t *map;            /* its address */
 	size_t size;             /* ring bytes */
 	uint32_t id;             /* ShmRegion.id */
 	uint64_t head;           /* sender: ring position after the last tensor put */
 	int acked;               /* the peer has mapped it */
+	uint8_t *room;           /* the last room reserved (conn_shm_reserve), until sent */
+	size_t room_len;
+	uint64_t room_end;       /* its ring position after it */
+	uint32_t room_ring;      /* the ring's id then */
 } shm_ring;
 
 /* A config with its strings copied; a server's conns share the server's. */
@@ -179,7 +184,8 @@ int conn_shm_possible(conn *c);
 /* Copies len bytes into c's ring and returns the ring position after them
  * (the Envelope's shm_end); 0 when they must travel as an attachment frame (no
  * ring acknowledged yet, or no room in it), having started a new ring when
- * there is none that fits. */
+ * there is none that fits. When data is the room conn_shm_reserve handed out
+ * (still good: conn_shm_room_ok), nothing is copied: its position is returned. */
 uint64_t conn_shm_put(conn *c, const void *data, size_t len);
 /* ShmRegion and ShmAck from the peer. Return < 0 when c is closing. */
 int conn_shm_on_region(conn *c, const Byol__ShmRegion *m);

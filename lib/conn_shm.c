@@ -76,11 +76,18 @@ static uint64_t *consumed_word(uint8_t *map)
 
 /* ---- this side's ring ---------------------------------------------------------- */
 
+static void map_unref(shm_map *m);
+
 static void ring_free(shm_ring *s)
 {
-	if (s->map)
-		munmap(s->map, SHM_HEADER + s->size);
+	if (s->ref) {
+		pthread_mutex_lock(&maps_lock);
+		map_unref(s->ref);      /* unmapped now, or when the last room goes */
+		pthread_mutex_unlock(&maps_lock);
+	}
+	s->ref = NULL;
 	s->map = NULL;
+	s->room = NULL;
 	s->size = 0;
 	s->head = 0;
 	s->acked = 0;
@@ -216,11 +223,25 @@ static void start_ring(conn *c, size_t len)
 	ring_free(o);
 	size_t size = (2 * len + SHM_MIB - 1) / SHM_MIB * SHM_MIB;
 	int fd = make_ring(SHM_HEADER + size, &o->map, why, sizeof(why));
+	if (fd >= 0 && !(o->ref = calloc(1, sizeof(*o->ref)))) {
+		munmap(o->map, SHM_HEADER + size);
+		close(fd);
+		fd = -1;
+		snprintf(why, sizeof(why), "out of memory");
+	}
 	if (fd < 0) {
+		o->map = NULL;
 		give_up(c, why);
 		return;
 	}
 	o->size = size;
+	o->ref->refs = 1;
+	o->ref->map = o->map;
+	o->ref->size = size;
+	pthread_mutex_lock(&maps_lock);
+	o->ref->next = maps;
+	maps = o->ref;
+	pthread_mutex_unlock(&maps_lock);
 	uv_pipe_t *fh = fd_handle(c->h.handle.loop, fd);
 	if (!fh) {
 		give_up(c, "cannot hand the ring's descriptor to libuv");
@@ -249,17 +270,12 @@ void conn_shm_prepare(conn *c, size_t len)
 		start_ring(c, len);
 }
 
-uint64_t conn_shm_put(conn *c, const void *data, size_t len)
+/* The next len bytes of c's acknowledged ring, claimed (head moves past them),
+ * or NULL when the peer still holds what they would overwrite. */
+static uint8_t *ring_claim(shm_ring *o, size_t len)
 {
-	shm_ring *o = &c->shm_out;
-	if (!c->shm || !len)
-		return 0;
-	if (!o->map || (o->acked && len > o->size / 2)) {
-		start_ring(c, len);
-		return 0;
-	}
-	if (!o->acked || len > o->size)
-		return 0;
+	if (!o->acked || !len || len > o->size)
+		return NULL;
 	uint64_t consumed = __atomic_load_n(consumed_word(o->map), __ATOMIC_ACQUIRE);
 	uint64_t pos = o->head;
 	size_t off = (size_t)(pos % o->size);
@@ -268,10 +284,65 @@ uint64_t conn_shm_put(conn *c, const void *data, size_t len)
 		off = 0;
 	}
 	if (consumed > o->head || pos + len - consumed > o->size)
-		return 0;               /* the peer still holds what would be overwritten */
-	memcpy(o->map + SHM_HEADER + off, data, len);
+		return NULL;
 	o->head = pos + len;
+	return o->map + SHM_HEADER + off;
+}
+
+int conn_shm_room_ok(const conn *c, const void *room, size_t len)
+{
+	const shm_ring *o = &c->shm_out;
+	return c->shm && o->acked && room && room == o->room && len == o->room_len &&
+	       o->room_ring == o->id;
+}
+
+uint64_t conn_shm_put(conn *c, const void *data, size_t len)
+{
+	shm_ring *o = &c->shm_out;
+	if (!c->shm || !len)
+		return 0;
+	if (conn_shm_room_ok(c, data, len)) {
+		o->room = NULL;         /* sent as it lies */
+		return o->room_end;
+	}
+	if (!o->map || (o->acked && len > o->size / 2)) {
+		start_ring(c, len);
+		return 0;
+	}
+	uint8_t *p = ring_claim(o, len);
+	if (!p)
+		return 0;
+	memcpy(p, data, len);
 	return o->head;
+}
+
+void *conn_shm_reserve(conn *c, size_t len)
+{
+	shm_ring *o = &c->shm_out;
+	uint8_t *p = c->shm && !c->closing ? ring_claim(o, len) : NULL;
+	if (!p)
+		return NULL;
+	o->room = p;
+	o->room_len = len;
+	o->room_end = o->head;
+	o->room_ring = o->id;
+	pthread_mutex_lock(&maps_lock);
+	o->ref->refs++;
+	pthread_mutex_unlock(&maps_lock);
+	return p;
+}
+
+void conn_shm_release(void *room)
+{
+	if (!room)
+		return;
+	pthread_mutex_lock(&maps_lock);
+	for (shm_map *m = maps; m; m = m->next)
+		if ((uint8_t *)room >= m->map && (uint8_t *)room < m->map + SHM_HEADER + m->size) {
+			map_unref(m);
+			break;
+		}
+	pthread_mutex_unlock(&maps_lock);
 }
 
 int conn_shm_on_ack(conn *c, const Byol__ShmAck *m)

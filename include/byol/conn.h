@@ -237,6 +237,19 @@ uint64_t conn_frames_received(const conn *c);
  * in it. */
 void conn_shm_prepare(conn *c, size_t len);
 
+/* Room in c's shared-memory ring for a tensor of len bytes that the caller
+ * fills itself, from any thread, instead of letting conn_send_borrowed copy it
+ * there on the loop thread (several conns' copies can then run in parallel):
+ * returns the room, or NULL (no ring the peer has mapped, or no room in it
+ * now). It stays mapped until conn_shm_release(room), even if c closes. Once
+ * it is filled, and while conn_shm_room_ok(c, room, len) says it is still good
+ * (c has not started another ring nor reserved another room since), a
+ * conn_send_borrowed whose tail is exactly the room sends only its position:
+ * it is sent as soon as that call returns, and may be released then. */
+void *conn_shm_reserve(conn *c, size_t len);
+int conn_shm_room_ok(const conn *c, const void *room, size_t len);
+void conn_shm_release(void *room);
+
 /* Attachments received on c through shared memory so far. */
 uint64_t conn_shm_received(const conn *c);
 

@@ -2,12 +2,19 @@
 # A worker SIGKILLed in the middle of a run: its tree nodes go to the worker
 # that remains, the run completes, and its final checkpoint is byte-identical to
 # the undisturbed run's (byol-worker --local, which determinism.sh shows equal
-# to a cluster's); every step has exactly one metric row.
+# to a cluster's); every step has exactly one metric row. The killed worker
+# took its tensors through shared memory (the Unix socket): byold holds its
+# gradients and a room of its ring for the next parameters when it dies.
 . "$(dirname "$0")/cluster.inc"
 
 long_experiment 16 2
-start_cluster_run
+start_daemon
+start_worker w1 --threads 1
+start_worker_socket w2 --threads 1
+submit_background
 wait_step "$RUN" 6
+grep -q "parameters arrive through shared memory" "$T/w2.log" ||
+	fail "w2 (--socket) took no tensors through shared memory: $(cat "$T/w2.log")"
 kill_worker w2
 echo "killed w2 at step $(json_get "$(run_json "$RUN")" step) of $TOTAL" >&2
 rc=0; wait "$SUBMIT" || rc=$?

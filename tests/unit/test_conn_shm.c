@@ -8,7 +8,8 @@
  * everything makes the sender fall back to attachment frames, and past
  * SHM_HELD_MAX held tensors it gets copies; a side that does not allow shared
  * memory, or TCP, gets none; rings made ready in advance carry the first
- * tensors too.
+ * tensors too; a sender may fill a room of its ring itself and send it as it
+ * lies.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -37,6 +38,8 @@ static struct {
 	int client_shm, server_shm, tcp;
 	int hold_all;            /* the server keeps every tensor it takes */
 	int prepare;             /* rings made ready first (conn_shm_prepare) */
+	int rooms;               /* the server fills reserved rooms (conn_shm_reserve) */
+	int s_rooms;             /* replies sent from a room */
 	/* the server */
 	float *s_held[N_MAX];    /* taken, in order; NULL when given back */
 	float *s_out;            /* its replies are sent from here */
@@ -150,7 +153,26 @@ static void s_on_message(conn *c, Byol__Envelope *m)
 		W.s_held[i - 1] = NULL;
 	}
 	W.s_got++;
-	send_tensor(c, 0, i, W.s_out, 1000 + i);
+	size_t bytes = W.floats[i] * sizeof(float);
+	float *room = W.rooms ? conn_shm_reserve(c, bytes) : NULL;
+	if (!room) {
+		send_tensor(c, 0, i, W.s_out, 1000 + i);
+		return;
+	}
+	/* a room handed out earlier is no longer good once another is */
+	float *second = conn_shm_reserve(c, bytes);
+	if (second) {
+		assert_false(conn_shm_room_ok(c, room, bytes));
+		assert_true(conn_shm_room_ok(c, second, bytes));
+		conn_shm_release(room);
+		room = second;
+	}
+	assert_true(conn_shm_room_ok(c, room, bytes));
+	send_tensor(c, 0, i, room, 1000 + i);  /* fills it, then sends it as it lies */
+	assert_false(conn_shm_room_ok(c, room, bytes));   /* sent */
+	assert_true(conn_write_queue_size(c) < 4096);     /* only where it lies */
+	conn_shm_release(room);
+	W.s_rooms++;
 }
 
 static void s_on_close(conn *c, int code, const char *reason)
@@ -317,6 +339,20 @@ static void test_prepared(void **state)
 	assert_int_equal(W.s_lent, 6);
 }
 
+/* The server fills rooms of its ring itself and sends them as they lie: every
+ * reply after the first (which goes while the client maps the ring) comes from
+ * a room, intact. */
+static void test_rooms(void **state)
+{
+	(void)state;
+	sizes(8, (size_t)192 << 10);
+	W.client_shm = W.server_shm = 1;
+	W.rooms = 1;
+	run_world();
+	assert_int_equal(W.s_rooms, 7);
+	assert_int_equal(W.c_shm, 7);
+}
+
 /* A receiver that gives nothing back: the sender's ring (two tensors) fills,
  * and the rest come as attachment frames, intact. */
 static void test_ring_full(void **state)
@@ -370,6 +406,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_lockstep, setup),
 		cmocka_unit_test_setup(test_prepared, setup),
+		cmocka_unit_test_setup(test_rooms, setup),
 		cmocka_unit_test_setup(test_ring_full, setup),
 		cmocka_unit_test_setup(test_held_max, setup),
 		cmocka_unit_test_setup(test_not_agreed, setup),
