@@ -291,27 +291,14 @@ void coord_node_result(byold *d, worker *w, const Byol__NodeResult *nr)
 		return;
 	}
 	shard_result *s = &r->slots[x->lo];
-	if (!s->grad && shard_result_alloc(s, &r->m) < 0) {
+	float *taken = conn_take(w->c, nr->grad.data, nr->grad.len);
+	if (!taken || (!s->bn_stats && shard_result_alloc(s, &r->m) < 0)) {
+		conn_tensor_free(taken);
 		run_fail(d, r, "out of memory for a node result of %zu floats", P);
 		return;
 	}
-	float *taken = conn_take(w->c, nr->grad.data);
-	if (taken) {
-		conn_tensor_free(s->grad);
-		s->grad = taken;
-	} else {
-		if (conn_tensor_lent(s->grad)) {
-			/* a tensor in a worker's ring is not written over: give it back */
-			float *g = malloc(nr->grad.len);
-			if (!g) {
-				run_fail(d, r, "out of memory for a node result of %zu floats", P);
-				return;
-			}
-			conn_tensor_free(s->grad);
-			s->grad = g;
-		}
-		memcpy(s->grad, nr->grad.data, nr->grad.len);
-	}
+	conn_tensor_free(s->grad);
+	s->grad = taken;
 	if (NB)
 		memcpy(s->bn_stats, nr->bn_stats.data, nr->bn_stats.len);
 	s->loss = nr->loss;

@@ -550,13 +550,18 @@ int conn_shm_on_attachment(conn *c, Byol__Envelope *e)
 
 /* ---- the receiver's tensors --------------------------------------------------- */
 
-void *conn_take(conn *c, const void *p)
+void *conn_take(conn *c, const void *p, size_t len)
 {
-	if (p && p == c->shm_lent) {
+	if (!len)
+		return NULL;
+	if (p == c->shm_lent) {
 		c->shm_lent = NULL;
 		return (void *)p;
 	}
-	return conn_adopt(c, p);
+	void *q = conn_adopt(c, p);
+	if (!q && (q = malloc(len)))
+		memcpy(q, p, len);
+	return q;
 }
 
 /* The map whose ring holds p; *held: p's index among its held tensors, or -1.

@@ -390,13 +390,16 @@ static int on_step_params(worker *w, const Byol__StepParams *sp)
 	if (!rs)
 		return -EPROTO;
 	char err[BYOL_ERR_LEN];
-	void *own = w->c ? conn_take(w->c, sp->online.data) : NULL;
-	if (w->c && conn_shm_received(w->c) > 0 && !w->shm_said) {
+	float *own = conn_take(w->c, sp->online.data, sp->online.len);
+	if (!own && sp->online.len)
+		return proto_error(w, "out of memory for step_params of %zu bytes",
+				   sp->online.len);
+	if (conn_shm_received(w->c) > 0 && !w->shm_said) {
 		worker_log("parameters arrive through shared memory from %s", w->addr);
 		w->shm_said = 1;
 	}
-	if (run_apply_params(rs, sp->step, own ? own : sp->online.data, sp->online.len,
-			     sp->target.data, sp->target.len, own != NULL, err) < 0)
+	if (run_apply_params(rs, sp->step, own, sp->online.len, sp->target.data,
+			     sp->target.len, err) < 0)
 		return proto_error(w, "%s", err);
 	return H_DONE;
 }

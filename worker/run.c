@@ -99,12 +99,11 @@ static int build(run_state *rs, const run_setup_args *a, int threads, char *err)
 	if ((r = run_check_counts(rs, a, err)) < 0)
 		return r;
 	int S = rs->plan.shards;
-	rs->online = malloc(rs->P * sizeof(float));
 	rs->target = rs->NT ? malloc(rs->NT * sizeof(float)) : NULL;
 	rs->shards = calloc((size_t)S, sizeof(int));
 	rs->leaves = calloc((size_t)S, sizeof(shard_result));
 	rs->runner = shard_runner_new(&rs->m, &rs->plan, threads);
-	if (!rs->online || (rs->NT && !rs->target) || !rs->shards || !rs->leaves || !rs->runner)
+	if ((rs->NT && !rs->target) || !rs->shards || !rs->leaves || !rs->runner)
 		return byol_err(err, -ENOMEM, "run %llu: out of memory",
 				(unsigned long long)a->run_id);
 	for (int j = 0; j < S; j++)
@@ -158,32 +157,18 @@ static int check_params(run_state *rs, uint64_t step, size_t online_len, size_t 
 	return 0;
 }
 
-int run_apply_params(run_state *rs, uint64_t step, const void *online, size_t online_len,
-		     const void *target, size_t target_len, int online_owned, char *err)
+int run_apply_params(run_state *rs, uint64_t step, float *online, size_t online_len,
+		     const void *target, size_t target_len, char *err)
 {
 	int ema;
 	int rc = check_params(rs, step, online_len, target_len, &ema, err);
 	if (rc < 0) {
-		if (online_owned)
-			conn_tensor_free((void *)online);
+		conn_tensor_free(online);
 		return rc;
 	}
 	long s = (long)step;
-	if (online_owned) {
-		conn_tensor_free(rs->online);
-		rs->online = (float *)online;
-	} else {
-		if (conn_tensor_lent(rs->online)) {
-			/* the coordinator's ring is not written over: give it back */
-			float *copy = malloc(online_len);
-			if (!copy)
-				return byol_err(err, -ENOMEM, "step_params %llu: out of memory",
-						(unsigned long long)step);
-			conn_tensor_free(rs->online);
-			rs->online = copy;
-		}
-		memcpy(rs->online, online, online_len);
-	}
+	conn_tensor_free(rs->online);
+	rs->online = online;
 	if (target_len) {
 		memcpy(rs->target, target, target_len);
 		rs->target_step = s;

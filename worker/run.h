@@ -6,7 +6,7 @@
  * from the libuv threadpool and the loop thread).
  *
  * Replicas: online holds the parameters of step online_step, target (BYOL) those
- * of step target_step. StepParams k copies the online parameters; its target is
+ * of step target_step. StepParams k hands over the online parameters; its target is
  * copied when present, else the worker moves its own replica as the coordinator
  * does: target = ema(target, online_k, ema_tau_at(tau_base, k - 1, total)),
  * which needs target_step == k - 1.
@@ -45,7 +45,7 @@ typedef struct {
 	int threads;
 	shard_result *leaves;   /* (S) the current job's leaf results, compacted */
 	int *shards;            /* (S) the current job's shard ids */
-	float *online;          /* (P) */
+	float *online;          /* (P) from conn_take; NULL until the first StepParams */
 	float *target;          /* (NT); NULL unless BYOL */
 	size_t P, NT, NB;
 	long online_step, target_step;  /* -1: not received */
@@ -65,12 +65,12 @@ void run_free(run_state *rs);
 int run_check_counts(const run_state *rs, const run_setup_args *a, char *err);
 
 /* StepParams{step, online, target}: checks the byte sizes against P and NT and
- * the replica steps, then updates the replicas (see the top). online_owned: the
- * caller hands online (malloc'd) over, and the run keeps it as its replica
- * instead of copying it (freed on failure too). Returns 0, or -EPROTO with the
- * reason (nothing changed). */
-int run_apply_params(run_state *rs, uint64_t step, const void *online, size_t online_len,
-		     const void *target, size_t target_len, int online_owned, char *err);
+ * the replica steps, then updates the replicas (see the top). online is handed
+ * over (conn_take: it becomes the online replica, given back with
+ * conn_tensor_free when replaced, or at once on failure). Returns 0, or
+ * -EPROTO with the reason (nothing else changed). */
+int run_apply_params(run_state *rs, uint64_t step, float *online, size_t online_len,
+		     const void *target, size_t target_len, char *err);
 
 /* Checks a ShardAssign of `step` with n nodes [lo[i], hi[i]): the replicas are
  * at step, each is a node of the tree over S shards, none overlaps another.

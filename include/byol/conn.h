@@ -211,12 +211,14 @@ int conn_send_borrowed(conn *c, const Byol__Envelope *e, ProtobufCBinaryData *ta
 void *conn_adopt(conn *c, const void *p);
 
 /* Within on_message: takes over a message's tensor field (StepParams.online,
- * NodeResult.grad) wherever it lies: returns p when it lies in the peer's
- * shared-memory ring, where it then stays, unchanged, until the caller gives it
- * back with conn_tensor_free (from any thread; the conn may be gone by then);
- * else as conn_adopt (NULL: copy it). A tensor in the ring that is not taken
- * goes back to the peer when on_message returns. */
-void *conn_take(conn *c, const void *p);
+ * NodeResult.grad; p and its len bytes) wherever it lies, for the caller to
+ * keep until it gives it back with conn_tensor_free (from any thread; the conn
+ * may be gone by then): p itself when it lies in the peer's shared-memory ring
+ * (it stays there, unchanged), the decoded buffer when it can be adopted
+ * (conn_adopt), else a malloc'd copy. NULL when len is 0 or out of memory. A
+ * tensor in the ring that is not taken goes back to the peer when on_message
+ * returns. */
+void *conn_take(conn *c, const void *p, size_t len);
 
 /* 1 when p is ring memory that conn_take returned (and not yet given back). */
 int conn_tensor_lent(const void *p);

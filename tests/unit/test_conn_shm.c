@@ -143,9 +143,12 @@ static void s_on_message(conn *c, Byol__Envelope *m)
 	int i = (int)nr->step;
 	assert_int_equal(i, W.s_got);
 	W.s_bad += !same(nr->grad.data, nr->grad.len, W.floats[i], i);
-	float *g = conn_take(c, nr->grad.data);
+	float *g = conn_take(c, nr->grad.data, nr->grad.len);
 	assert_non_null(g);
-	assert_null(conn_take(c, nr->grad.data));      /* taken once */
+	float *again = conn_take(c, nr->grad.data, nr->grad.len);
+	assert_ptr_not_equal(again, g);                 /* taken once: then a copy */
+	assert_false(conn_tensor_lent(again));
+	conn_tensor_free(again);
 	W.s_lent += conn_tensor_lent(g);
 	W.s_held[i] = g;
 	if (!W.hold_all && i > 0) {
@@ -198,7 +201,7 @@ static void c_on_message(conn *c, Byol__Envelope *m)
 	int i = (int)sp->step;
 	assert_int_equal(i, W.c_got);
 	W.c_bad += !same(sp->online.data, sp->online.len, W.floats[i], 1000 + i);
-	float *p = conn_take(c, sp->online.data);
+	float *p = conn_take(c, sp->online.data, sp->online.len);
 	assert_non_null(p);
 	conn_tensor_free(W.c_held);
 	W.c_held = p;
