@@ -55,6 +55,17 @@ const char *conn_clean(char *dst, size_t n, const char *src)
 	return dst;
 }
 
+void conn_log_peer(conn *c, const char *fmt, ...)
+{
+	char what[BYOL_ERR_LEN + 128];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	conn_logf(&c->cfg->c, "conn %llu %s%s%s: %s", (unsigned long long)c->id, c->peer,
+		  c->name[0] ? " " : "", c->name, what);
+}
+
 void conn_logf(const conn_config *cfg, const char *fmt, ...)
 {
 	if (!cfg->log)
@@ -143,8 +154,7 @@ int conn_close_now(conn *c, int code, const char *reason, int log, int tell)
 	if (!c->closing) {
 		set_reason(c, code, reason);
 		if (log)
-			conn_logf(&c->cfg->c, "conn %llu %s%s%s: %s", (unsigned long long)c->id,
-				  c->peer, c->name[0] ? " " : "", c->name, reason);
+			conn_log_peer(c, "%s", reason);
 		if (tell) {
 			Byol__Error er = BYOL__ERROR__INIT;
 			Byol__Envelope e = BYOL__ENVELOPE__INIT;
@@ -438,11 +448,12 @@ int conn_send_borrowed(conn *c, const Byol__Envelope *e, ProtobufCBinaryData *ta
 		return byol_err(err, -ENOMEM, "out of memory for a %zu-byte frame head", want);
 	size_t n;
 	uint64_t shm_end = 0;
-	if (c->peer_attachments && tail->len && tail == conn_attachment_field(e) &&
-	    tail->len <= c->cfg->c.max_frame && (shm_end = conn_shm_put(c, tail->data, tail->len))) {
+	int apart = c->peer_attachments && tail->len && tail == conn_attachment_field(e);
+	if (apart && tail->len <= c->cfg->c.max_frame &&
+	    (shm_end = conn_shm_put(c, tail->data, tail->len))) {
 		rc = pack_in_shm(e, tail, shm_end, w->data, w->cap, &w->len, err);
 		n = w->len;
-	} else if (c->peer_attachments && tail->len && tail == conn_attachment_field(e)) {
+	} else if (apart) {
 		rc = frame_pack_attached(e, tail, w->data, w->cap, &w->len, err);
 		n = FRAME_HEADER + tail->len;   /* the larger of the two frames */
 	} else {
@@ -481,13 +492,14 @@ size_t conn_write_queue_size(const conn *c)
 
 /* ---- reading ---------------------------------------------------------------- */
 
-/* A decoded Envelope that announces an attachment: checked, then kept until the
- * attachment frame arrives. */
-static int announce(conn *c, Byol__Envelope *e)
+/* A decoded Envelope that says its tensor comes apart (Envelope.attachment, and
+ * shm_end when it lies in shared memory): 0 when its tensor field is there and
+ * empty and the length within the frame limit, else c closes (< 0). */
+static int attachment_ok(conn *c, const Byol__Envelope *e)
 {
 	char r[BYOL_ERR_LEN];
 	ProtobufCBinaryData *f = conn_attachment_field(e);
-	if (c->state != ST_OPEN || !f || f->len) {
+	if (c->state != ST_OPEN || !f || f->len || !e->attachment) {
 		snprintf(r, sizeof(r), "%s announces an attachment of %llu bytes, which it "
 			 "cannot carry%s", frame_msg_name(e->msg_case),
 			 (unsigned long long)e->attachment, f && f->len ? " (its tensor field is not empty)" : "");
@@ -499,8 +511,6 @@ static int announce(conn *c, Byol__Envelope *e)
 			 (unsigned long long)e->attachment, c->rd.max_len);
 		return conn_close_error(c, -EMSGSIZE, r);
 	}
-	c->announced = e;
-	c->announced_len = (size_t)e->attachment;
 	return 0;
 }
 
@@ -568,11 +578,14 @@ static int on_frame(void *ud, const uint8_t *frame, size_t len, char *err)
 		conn_close_error(c, rc, r);
 		return rc;
 	}
-	if (e->shm_end)
-		return conn_shm_on_attachment(c, e);
-	if (e->attachment) {
-		announce(c, e);
-		return c->closing ? -EPIPE : 0;
+	if (e->attachment || e->shm_end) {
+		if (attachment_ok(c, e) < 0)
+			return -EPIPE;
+		if (e->shm_end)
+			return conn_shm_on_attachment(c, e);
+		c->announced = e;       /* until its attachment frame */
+		c->announced_len = (size_t)e->attachment;
+		return 0;
 	}
 	int mc = e->msg_case;
 	int want = c->state == ST_AWAIT_AUTH     ? BYOL__ENVELOPE__MSG_CLIENT_AUTH

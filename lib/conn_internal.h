@@ -31,9 +31,7 @@ typedef struct wreq wreq;
 /* This side's shared-memory ring (conn_shm.c): a mapping of the header page
  * and `size` ring bytes, counted (rooms reserved in it hold it too). */
 typedef struct {
-	struct shm_map *ref;     /* the counted mapping; NULL: none */
-	uint8_t *map;            /* its address */
-	size_t size;             /* ring bytes */
+	struct shm_map *ref;     /* the counted mapping (address, ring bytes); NULL: none */
 	uint32_t id;             /* ShmRegion.id */
 	uint64_t head;           /* sender: ring position after the last tensor put */
 	int acked;               /* the peer has mapped it */
@@ -136,6 +134,8 @@ void conn_server_maybe_free(conn_server *s);
 
 /* Logs a line through cfg->log, if set. */
 void conn_logf(const conn_config *cfg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The same about c: "conn 7 unix:/run/byold.sock (pid 12) w1: ..." */
+void conn_log_peer(conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Closes both handles of c now; the last close callback reports and frees. */
 void conn_close_handles(conn *c);
 /* Closes c now, first (unless already closing) recording the reason, logging it
@@ -154,6 +154,16 @@ int conn_start_reading(conn *c, char *err);
 const char *conn_clean(char *dst, size_t n, const char *src);
 /* Best effort: put one small frame on the socket now, if it takes it whole. */
 void conn_try_send_now(conn *c, const Byol__Envelope *e);
+/* Queues e whatever the state (the handshake and conn_shm.c use it). */
+int conn_send_frame(conn *c, const Byol__Envelope *e, char *err);
+/* The same with fd_handle's descriptor passed along (SCM_RIGHTS; c a pipe in
+ * IPC mode), done(done_data, status) called once it is written or dropped;
+ * on failure (< 0) done is never called. */
+int conn_send_frame_fd(conn *c, const Byol__Envelope *e, uv_stream_t *fd_handle,
+		       conn_write_done done, void *done_data, char *err);
+/* The field of a message that an attachment fills: the one tensor of the
+ * messages that carry one (StepParams.online, NodeResult.grad), else NULL. */
+ProtobufCBinaryData *conn_attachment_field(const Byol__Envelope *e);
 
 /* conn_handshake.c */
 
@@ -165,16 +175,6 @@ void conn_send_hello(conn *c);
 int conn_on_client_auth(conn *c, const Byol__ClientAuth *a);
 int conn_on_server_hello(conn *c, const Byol__ServerHello *h);
 int conn_on_auth_result(conn *c, const Byol__AuthResult *res);
-/* Queues e whatever the state (the handshake and conn_shm.c use it). */
-int conn_send_frame(conn *c, const Byol__Envelope *e, char *err);
-/* The same with fd_handle's descriptor passed along (SCM_RIGHTS; c a pipe in
- * IPC mode), done(done_data, status) called once it is written or dropped;
- * on failure (< 0) done is never called. */
-int conn_send_frame_fd(conn *c, const Byol__Envelope *e, uv_stream_t *fd_handle,
-		       conn_write_done done, void *done_data, char *err);
-/* The field of a message that an attachment fills: the one tensor of the
- * messages that carry one (StepParams.online, NodeResult.grad), else NULL. */
-ProtobufCBinaryData *conn_attachment_field(const Byol__Envelope *e);
 
 /* conn_shm.c */
 
@@ -190,7 +190,8 @@ uint64_t conn_shm_put(conn *c, const void *data, size_t len);
 /* ShmRegion and ShmAck from the peer. Return < 0 when c is closing. */
 int conn_shm_on_region(conn *c, const Byol__ShmRegion *m);
 int conn_shm_on_ack(conn *c, const Byol__ShmAck *m);
-/* An Envelope with attachment and shm_end: its tensor delivered where it lies
+/* An Envelope with attachment and shm_end, its tensor field checked (conn.c):
+ * the tensor delivered where it lies
  * in the peer's ring (conn_take keeps it there), or copied out when too many
  * are held. Returns < 0 when c is closing. */
 int conn_shm_on_attachment(conn *c, Byol__Envelope *e);

@@ -50,9 +50,10 @@
 #define SHM_HELD_MAX 8                   /* tensors held at once from one ring */
 #define SHM_SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
 
-/* A mapping of the peer's ring, counted: the conn's reference, and one per
- * tensor delivered and not yet given back. In the process's list while
- * mapped, so conn_tensor_free can tell ring memory from malloc'd memory. */
+/* A mapping of a ring, counted: the conn's reference, and one per tensor
+ * delivered and not yet given back (the peer's ring) or room reserved and not
+ * yet released (this side's). In the process's list while mapped, so
+ * conn_tensor_free and conn_shm_release find it from an address. */
 typedef struct shm_map {
 	struct shm_map *next;
 	int refs;
@@ -76,19 +77,14 @@ static uint64_t *consumed_word(uint8_t *map)
 
 /* ---- this side's ring ---------------------------------------------------------- */
 
-static void map_unref(shm_map *m);
+static void map_drop(shm_map *m);
+static shm_map *map_of(const void *p, int *held);
 
 static void ring_free(shm_ring *s)
 {
-	if (s->ref) {
-		pthread_mutex_lock(&maps_lock);
-		map_unref(s->ref);      /* unmapped now, or when the last room goes */
-		pthread_mutex_unlock(&maps_lock);
-	}
+	map_drop(s->ref);       /* unmapped now, or when the last room goes */
 	s->ref = NULL;
-	s->map = NULL;
 	s->room = NULL;
-	s->size = 0;
 	s->head = 0;
 	s->acked = 0;
 }
@@ -119,20 +115,38 @@ static void map_unref(shm_map *m)
 	free(m);
 }
 
-static void drop_in(conn *c)
+/* map_unref, taking the lock. NULL is harmless. */
+static void map_drop(shm_map *m)
 {
-	if (!c->shm_in)
+	if (!m)
 		return;
 	pthread_mutex_lock(&maps_lock);
-	map_unref(c->shm_in);
+	map_unref(m);
 	pthread_mutex_unlock(&maps_lock);
-	c->shm_in = NULL;
+}
+
+/* A counted mapping of the ring at map (SHM_HEADER + size bytes), put in the
+ * process's list with one reference; NULL when out of memory. */
+static shm_map *map_register(uint8_t *map, size_t size)
+{
+	shm_map *m = calloc(1, sizeof(*m));
+	if (!m)
+		return NULL;
+	m->refs = 1;
+	m->map = map;
+	m->size = size;
+	pthread_mutex_lock(&maps_lock);
+	m->next = maps;
+	maps = m;
+	pthread_mutex_unlock(&maps_lock);
+	return m;
 }
 
 void conn_shm_free(conn *c)
 {
 	ring_free(&c->shm_out);
-	drop_in(c);
+	map_drop(c->shm_in);
+	c->shm_in = NULL;
 }
 
 int conn_shm_possible(conn *c)
@@ -149,9 +163,7 @@ int conn_shm_possible(conn *c)
 /* Shared memory stops for c: tensors go over the socket both ways from here. */
 static void give_up(conn *c, const char *why)
 {
-	conn_logf(&c->cfg->c, "conn %llu %s%s%s: shared memory off, tensors go over the "
-		  "socket: %s", (unsigned long long)c->id, c->peer, c->name[0] ? " " : "",
-		  c->name, why);
+	conn_log_peer(c, "shared memory off, tensors go over the socket: %s", why);
 	c->shm = 0;
 	ring_free(&c->shm_out);
 }
@@ -222,26 +234,18 @@ static void start_ring(conn *c, size_t len)
 	char why[BYOL_ERR_LEN];
 	ring_free(o);
 	size_t size = (2 * len + SHM_MIB - 1) / SHM_MIB * SHM_MIB;
-	int fd = make_ring(SHM_HEADER + size, &o->map, why, sizeof(why));
-	if (fd >= 0 && !(o->ref = calloc(1, sizeof(*o->ref)))) {
-		munmap(o->map, SHM_HEADER + size);
+	uint8_t *map = NULL;
+	int fd = make_ring(SHM_HEADER + size, &map, why, sizeof(why));
+	if (fd >= 0 && !(o->ref = map_register(map, size))) {
+		munmap(map, SHM_HEADER + size);
 		close(fd);
 		fd = -1;
 		snprintf(why, sizeof(why), "out of memory");
 	}
 	if (fd < 0) {
-		o->map = NULL;
 		give_up(c, why);
 		return;
 	}
-	o->size = size;
-	o->ref->refs = 1;
-	o->ref->map = o->map;
-	o->ref->size = size;
-	pthread_mutex_lock(&maps_lock);
-	o->ref->next = maps;
-	maps = o->ref;
-	pthread_mutex_unlock(&maps_lock);
 	uv_pipe_t *fh = fd_handle(c->h.handle.loop, fd);
 	if (!fh) {
 		give_up(c, "cannot hand the ring's descriptor to libuv");
@@ -249,7 +253,7 @@ static void start_ring(conn *c, size_t len)
 	}
 	o->id++;
 	uint64_t hdr[2] = { SHM_MAGIC, size };
-	memcpy(o->map, hdr, sizeof(hdr));
+	memcpy(map, hdr, sizeof(hdr));
 	Byol__ShmRegion m = BYOL__SHM_REGION__INIT;
 	Byol__Envelope e = BYOL__ENVELOPE__INIT;
 	m.id = o->id;
@@ -266,7 +270,8 @@ static void start_ring(conn *c, size_t len)
 void conn_shm_prepare(conn *c, size_t len)
 {
 	const shm_ring *o = &c->shm_out;
-	if (c->shm && len && c->state == ST_OPEN && !c->closing && (!o->map || len > o->size / 2))
+	if (c->shm && len && c->state == ST_OPEN && !c->closing &&
+	    (!o->ref || len > o->ref->size / 2))
 		start_ring(c, len);
 }
 
@@ -274,19 +279,20 @@ void conn_shm_prepare(conn *c, size_t len)
  * or NULL when the peer still holds what they would overwrite. */
 static uint8_t *ring_claim(shm_ring *o, size_t len)
 {
-	if (!o->acked || !len || len > o->size)
+	if (!o->acked || !len || len > o->ref->size)
 		return NULL;
-	uint64_t consumed = __atomic_load_n(consumed_word(o->map), __ATOMIC_ACQUIRE);
+	size_t size = o->ref->size;
+	uint64_t consumed = __atomic_load_n(consumed_word(o->ref->map), __ATOMIC_ACQUIRE);
 	uint64_t pos = o->head;
-	size_t off = (size_t)(pos % o->size);
-	if (off + len > o->size) {
-		pos += o->size - off;   /* a tensor never wraps: start again at 0 */
+	size_t off = (size_t)(pos % size);
+	if (off + len > size) {
+		pos += size - off;      /* a tensor never wraps: start again at 0 */
 		off = 0;
 	}
-	if (consumed > o->head || pos + len - consumed > o->size)
+	if (consumed > o->head || pos + len - consumed > size)
 		return NULL;
 	o->head = pos + len;
-	return o->map + SHM_HEADER + off;
+	return o->ref->map + SHM_HEADER + off;
 }
 
 int conn_shm_room_ok(const conn *c, const void *room, size_t len)
@@ -305,7 +311,7 @@ uint64_t conn_shm_put(conn *c, const void *data, size_t len)
 		o->room = NULL;         /* sent as it lies */
 		return o->room_end;
 	}
-	if (!o->map || (o->acked && len > o->size / 2)) {
+	if (!o->ref || (o->acked && len > o->ref->size / 2)) {
 		start_ring(c, len);
 		return 0;
 	}
@@ -336,12 +342,11 @@ void conn_shm_release(void *room)
 {
 	if (!room)
 		return;
+	int i;
 	pthread_mutex_lock(&maps_lock);
-	for (shm_map *m = maps; m; m = m->next)
-		if ((uint8_t *)room >= m->map && (uint8_t *)room < m->map + SHM_HEADER + m->size) {
-			map_unref(m);
-			break;
-		}
+	shm_map *m = map_of(room, &i);
+	if (m)
+		map_unref(m);
 	pthread_mutex_unlock(&maps_lock);
 }
 
@@ -354,7 +359,7 @@ int conn_shm_on_ack(conn *c, const Byol__ShmAck *m)
 			 m->id);
 		return conn_close_error(c, -EPROTO, r);
 	}
-	if (!o->map)
+	if (!o->ref)
 		return 0;       /* given up on since (the peer's ring would not map) */
 	if (m->error[0]) {
 		snprintf(r, sizeof(r), "the peer says: %s", conn_clean(t, sizeof(t), m->error));
@@ -392,17 +397,16 @@ int conn_shm_check_fds(conn *c)
 	int n = c->h.handle.type == UV_NAMED_PIPE ? uv_pipe_pending_count(&c->h.pipe) : 0;
 	if (!n)
 		return 0;
-	if (c->rd.need || c->rd.hdr_have) {
-		/* inside a frame: the descriptor of a ShmRegion still coming */
+	if (frame_reader_in_frame(&c->rd)) {
+		/* the descriptor of a ShmRegion whose frame is still coming */
 		if (n == 1)
 			return 0;
 		return conn_close_error(c, -EPROTO, "file descriptors that no shm_region carries");
 	}
 	for (int fd; (fd = take_fd(c)) >= 0;)
 		close(fd);
-	conn_logf(&c->cfg->c, "conn %llu %s%s%s: %d file descriptor%s that no shm_region carries: "
-		  "closed", (unsigned long long)c->id, c->peer, c->name[0] ? " " : "", c->name, n,
-		  n == 1 ? "" : "s");
+	conn_log_peer(c, "%d file descriptor%s that no shm_region carries: closed", n,
+		      n == 1 ? "" : "s");
 	return 0;
 }
 
@@ -434,22 +438,18 @@ static int map_ring(conn *c, int fd, const Byol__ShmRegion *m, char *why, size_t
 		return rc;
 	uint64_t hdr[2];
 	memcpy(hdr, map, sizeof(hdr));
-	shm_map *sm = calloc(1, sizeof(*sm));
-	if (hdr[0] != SHM_MAGIC || hdr[1] != m->size || !sm) {
+	if (hdr[0] != SHM_MAGIC || hdr[1] != m->size) {
 		munmap(map, want);
-		free(sm);
-		snprintf(why, n, sm ? "the memfd of shm_region %u has a bad header" : "out of "
-				    "memory", m->id);
-		return sm ? EINVAL : ENOMEM;
+		snprintf(why, n, "the memfd of shm_region %u has a bad header", m->id);
+		return EINVAL;
 	}
-	sm->refs = 1;
-	sm->map = map;
-	sm->size = (size_t)m->size;
-	drop_in(c);
-	pthread_mutex_lock(&maps_lock);
-	sm->next = maps;
-	maps = sm;
-	pthread_mutex_unlock(&maps_lock);
+	shm_map *sm = map_register(map, (size_t)m->size);
+	if (!sm) {
+		munmap(map, want);
+		snprintf(why, n, "out of memory");
+		return ENOMEM;
+	}
+	map_drop(c->shm_in);
 	c->shm_in = sm;
 	return 0;
 }
@@ -516,14 +516,10 @@ int conn_shm_on_attachment(conn *c, Byol__Envelope *e)
 	shm_map *in = c->shm_in;
 	ProtobufCBinaryData *f = conn_attachment_field(e);
 	uint64_t len = e->attachment, end = e->shm_end;
-	if (!f || f->len || c->state != ST_OPEN)
-		snprintf(r, sizeof(r), "%s says its tensor is in shared memory, which it cannot "
-			 "carry", frame_msg_name(e->msg_case));
-	else if (!in)
+	if (!in)
 		snprintf(r, sizeof(r), "%s says its tensor is in shared memory, and no ring "
 			 "of the peer is mapped", frame_msg_name(e->msg_case));
-	else if (!len || len > c->rd.max_len || len > in->size || end < len ||
-		 (end - len) % in->size + len > in->size)
+	else if (len > in->size || end < len || (end - len) % in->size + len > in->size)
 		snprintf(r, sizeof(r), "%s: a tensor of %llu bytes ending at %llu does not lie "
 			 "in the %zu-byte ring", frame_msg_name(e->msg_case),
 			 (unsigned long long)len, (unsigned long long)end, in->size);

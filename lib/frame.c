@@ -224,6 +224,11 @@ int frame_reader_is_attachment(const frame_reader *r)
 	return r->attachment;
 }
 
+int frame_reader_in_frame(const frame_reader *r)
+{
+	return r->need || r->hdr_have;
+}
+
 uint8_t *frame_reader_take_body(frame_reader *r, const uint8_t *frame, uint8_t *spare,
 				size_t spare_cap, size_t *body_cap)
 {

@@ -140,6 +140,9 @@ int frame_reader_commit(frame_reader *r, size_t n, frame_cb cb, void *ud, char *
 /* 1 when the frame being delivered (inside a frame_cb) is an attachment frame. */
 int frame_reader_is_attachment(const frame_reader *r);
 
+/* 1 when part of a frame (header or body) has been fed and the rest has not. */
+int frame_reader_in_frame(const frame_reader *r);
+
 /* Inside a frame_cb: when frame is the reader's own body buffer, hands that
  * buffer (malloc'd, *body_cap >= FRAME_ADOPT_MIN bytes) to the caller, who frees
  * it, and takes spare (spare_cap bytes, malloc'd, or NULL) as its new body

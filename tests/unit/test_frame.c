@@ -128,6 +128,7 @@ static void test_byte_at_a_time(void **state)
 		assert_int_equal(k.got, ended);
 		int boundary = ended > 0 && i + 1 == s.off[ended - 1] + s.len[ended - 1];
 		assert_int_equal(frame_reader_finish(&r, NULL), boundary ? 0 : -EPROTO);
+		assert_int_equal(frame_reader_in_frame(&r), !boundary);
 	}
 	assert_int_equal(k.got, 60);
 	assert_int_equal(r.frames, 60);
