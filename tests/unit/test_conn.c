@@ -32,6 +32,7 @@
 #include "byol/conn.h"
 #include "byol/error.h"
 #include "byol/frame.h"
+#include "tensor_fill.h"
 
 /* ---- counting allocations (not under ASan, which has its own malloc) ---- */
 
@@ -167,23 +168,6 @@ static const closed_rec *server_closed(const char *name)
 		if (!strcmp(W.closed[i].name, name))
 			return &W.closed[i];
 	return NULL;
-}
-
-static void fill(float *p, size_t n, uint64_t seed)
-{
-	for (size_t i = 0; i < n; i++)
-		p[i] = (float)((i * 2654435761u + seed * 40503u) % 100003) * 0.25f;
-}
-
-static int check_fill(const uint8_t *data, size_t len, size_t n, uint64_t seed)
-{
-	if (len != n * sizeof(float))
-		return 0;
-	float *want = malloc(len);
-	fill(want, n, seed);
-	int ok = memcmp(data, want, len) == 0;
-	free(want);
-	return ok;
 }
 
 static void send_or_fail(conn *c, Byol__Envelope *e)

@@ -26,6 +26,7 @@
 #include "byol/conn.h"
 #include "byol/error.h"
 #include "byol/frame.h"
+#include "tensor_fill.h"
 
 #define N_MAX 16
 
@@ -55,23 +56,6 @@ static struct {
 	char log[8][BYOL_ERR_LEN + 256];
 	int nlog;
 } W;
-
-static void fill(float *p, size_t n, int seed)
-{
-	for (size_t i = 0; i < n; i++)
-		p[i] = (float)((i * 2654435761u + (size_t)seed * 40503u) % 100003) * 0.5f;
-}
-
-static int same(const void *data, size_t len, size_t n, int seed)
-{
-	if (len != n * sizeof(float))
-		return 0;
-	float *want = malloc(len);
-	fill(want, n, seed);
-	int ok = memcmp(data, want, len) == 0;
-	free(want);
-	return ok;
-}
 
 static void on_log(void *data, const char *line)
 {
@@ -142,7 +126,7 @@ static void s_on_message(conn *c, Byol__Envelope *m)
 	const Byol__NodeResult *nr = m->node_result;
 	int i = (int)nr->step;
 	assert_int_equal(i, W.s_got);
-	W.s_bad += !same(nr->grad.data, nr->grad.len, W.floats[i], i);
+	W.s_bad += !check_fill(nr->grad.data, nr->grad.len, W.floats[i], i);
 	float *g = conn_take(c, nr->grad.data, nr->grad.len);
 	assert_non_null(g);
 	float *again = conn_take(c, nr->grad.data, nr->grad.len);
@@ -200,7 +184,7 @@ static void c_on_message(conn *c, Byol__Envelope *m)
 	const Byol__StepParams *sp = m->step_params;
 	int i = (int)sp->step;
 	assert_int_equal(i, W.c_got);
-	W.c_bad += !same(sp->online.data, sp->online.len, W.floats[i], 1000 + i);
+	W.c_bad += !check_fill(sp->online.data, sp->online.len, W.floats[i], 1000 + i);
 	float *p = conn_take(c, sp->online.data, sp->online.len);
 	assert_non_null(p);
 	conn_tensor_free(W.c_held);
@@ -285,13 +269,13 @@ static void run_world(void)
 	assert_int_equal(W.s_bad, 0);
 	assert_int_equal(W.c_bad, 0);
 	/* what is still held outlives the conns, unchanged */
-	assert_true(same(W.c_held, W.floats[W.n - 1] * sizeof(float), W.floats[W.n - 1],
+	assert_true(check_fill(W.c_held, W.floats[W.n - 1] * sizeof(float), W.floats[W.n - 1],
 			 1000 + W.n - 1));
 	conn_tensor_free(W.c_held);
 	for (int i = 0; i < W.n; i++) {
 		if (!W.s_held[i])
 			continue;
-		assert_true(same(W.s_held[i], W.floats[i] * sizeof(float), W.floats[i], i));
+		assert_true(check_fill(W.s_held[i], W.floats[i] * sizeof(float), W.floats[i], i));
 		conn_tensor_free(W.s_held[i]);
 		assert_false(conn_tensor_lent(W.s_held[i]));
 	}
